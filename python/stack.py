@@ -1,0 +1,172 @@
+"""Runs a real Prefect server and a moto server on loopback for the tests and the local stack.
+
+Prints one JSON line on stdout once both are healthy:
+  {"prefectApiUrl": ..., "motoUrl": ..., "versions": {...}, "prefectHome": ...}
+then stays up until its standard input closes (the parent exited, however it exited) or it gets
+SIGTERM/SIGINT, and then stops both servers. Tying the lifetime to stdin means a killed test runner
+never leaves servers behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, name: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"stack: {name} exited with code {proc.returncode} before it was healthy; log:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"stack: {name} was not healthy at {url} after {timeout:.0f}s; log:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prefect-port", type=int, default=0)
+    parser.add_argument("--moto-port", type=int, default=0)
+    parser.add_argument("--ui", action="store_true", help="serve the Prefect UI")
+    parser.add_argument("--home", help="PREFECT_HOME to keep (default: a temporary one, removed on exit)")
+    args = parser.parse_args()
+
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="prefect-ecs-launcher-"))
+    home.mkdir(parents=True, exist_ok=True)
+    prefect_port = args.prefect_port or free_port()
+    moto_port = args.moto_port or free_port()
+    bindir = Path(sys.executable).parent
+
+    prefect_env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "true" if args.ui else "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(prefect_port),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    # The Step Functions interpreter inside moto calls back to moto on MOTO_PORT.
+    moto_env = {**os.environ, "MOTO_PORT": str(moto_port)}
+
+    prefect_log = home / "prefect-server.log"
+    moto_log = home / "moto-server.log"
+    procs: list[subprocess.Popen] = []
+
+    def stop(*_: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if not args.home:
+            shutil.rmtree(home, ignore_errors=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    procs.append(
+        subprocess.Popen(
+            [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+            env=prefect_env,
+            stdout=prefect_log.open("w"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    )
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, str(HERE / "moto_server.py"), "--port", str(moto_port)],
+            env=moto_env,
+            stdout=moto_log.open("w"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    )
+
+    try:
+        wait_healthy(f"http://127.0.0.1:{moto_port}/moto-api/", procs[1], "moto", moto_log, 60)
+        wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", procs[0], "prefect server", prefect_log, 120)
+    except SystemExit as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        stop()
+
+    import moto
+    import prefect
+
+    try:
+        import prefect_aws
+
+        prefect_aws_version = prefect_aws.__version__
+    except ImportError:
+        prefect_aws_version = None
+
+    print(
+        json.dumps(
+            {
+                "prefectApiUrl": f"http://127.0.0.1:{prefect_port}/api",
+                "motoUrl": f"http://127.0.0.1:{moto_port}",
+                "prefectHome": str(home),
+                "versions": {
+                    "prefect": prefect.__version__,
+                    "prefect-aws": prefect_aws_version,
+                    "moto": moto.__version__,
+                    "python": sys.version.split()[0],
+                },
+            }
+        ),
+        flush=True,
+    )
+
+    def watch_children() -> None:
+        while True:
+            for p, name, log in ((procs[0], "prefect server", prefect_log), (procs[1], "moto", moto_log)):
+                if p.poll() is not None:
+                    print(f"stack: {name} died with code {p.returncode}; log:\n{tail(log)}", file=sys.stderr, flush=True)
+                    stop()
+            time.sleep(1)
+
+    threading.Thread(target=watch_children, daemon=True).start()
+    # Blocks until the parent closes our stdin or dies.
+    sys.stdin.read()
+    stop()
+
+
+if __name__ == "__main__":
+    main()

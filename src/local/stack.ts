@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+
+/** What `python/stack.py` reports once a real Prefect server and moto are healthy on loopback. */
+export interface LocalStack {
+  prefectApiUrl: string;
+  motoUrl: string;
+  prefectHome: string;
+  versions: Record<string, string | null>;
+}
+
+export interface RunningStack extends LocalStack {
+  /** Stops both servers and waits for them to exit. */
+  stop(): Promise<void>;
+}
+
+const root = path.resolve(__dirname, '..', '..');
+
+/**
+ * Starts the Prefect server and moto from the project's virtualenv. The Python side lives exactly as long
+ * as its stdin stays open, so the servers go away with this process even when it is killed.
+ */
+export async function startLocalStack(options: { ui?: boolean; home?: string } = {}): Promise<RunningStack> {
+  const python = path.join(root, '.venv', 'bin', 'python');
+  const args = [path.join(root, 'python', 'stack.py')];
+  if (options.ui) args.push('--ui');
+  if (options.home) args.push('--home', options.home);
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+
+  const info = await new Promise<LocalStack>((resolve, reject) => {
+    const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.once('line', (line) => {
+      try {
+        resolve(JSON.parse(line) as LocalStack);
+      } catch (err) {
+        reject(
+          new Error(`local stack printed something other than its JSON status: ${line}`, { cause: err }),
+        );
+      }
+    });
+    child.once('error', (err) =>
+      reject(new Error(`cannot start ${python}; run 'npm run setup:python' first`, { cause: err })),
+    );
+    child.once('exit', (code) => reject(new Error(`local stack exited with code ${code}:\n${stderr}`)));
+  });
+
+  return { ...info, stop: () => stopChild(child) };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.stdin?.end();
+  });
+}
