@@ -50,6 +50,21 @@ export class PayloadTooLargeError extends LauncherError {
   static override readonly errorName = 'PayloadTooLargeError';
 }
 
+/** An AWS API kept throttling the launcher after the SDK's own retries; the state machine retries later. */
+export class AwsThrottledError extends LauncherError {
+  static override readonly errorName = 'AwsThrottledError';
+}
+
+/** The flow run left Pending before it was prepared (cancelled, deleted or taken over); nothing to launch. */
+export class FlowRunNotPendingError extends LauncherError {
+  static override readonly errorName = 'FlowRunNotPendingError';
+}
+
+/** The flow run's deployment was deleted; the worker cancels such runs and so does the launcher. */
+export class DeploymentNotFoundError extends LauncherError {
+  static override readonly errorName = 'DeploymentNotFoundError';
+}
+
 /** Every class above, by name: what the state machine may refer to in ErrorEquals. */
 export const launcherErrorNames: readonly string[] = [
   ConfigError,
@@ -57,4 +72,7 @@ export const launcherErrorNames: readonly string[] = [
   PrefectUnavailableError,
   JobConfigurationError,
   PayloadTooLargeError,
+  AwsThrottledError,
+  FlowRunNotPendingError,
+  DeploymentNotFoundError,
 ].map((c) => c.errorName);
