@@ -1,0 +1,79 @@
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  type ExecutionListItem,
+  type ExecutionStatus,
+  ListExecutionsCommand,
+  SFNClient,
+  type SFNClientConfig,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
+
+/** The only importer of @aws-sdk/client-sfn. Create the client once per cold start; tests pass one for moto. */
+export function createSfnClient(config: SFNClientConfig = {}): SFNClient {
+  return new SFNClient(config);
+}
+
+/** Input of one launch execution; kept small (Step Functions caps payloads at 256 KiB). */
+export interface LaunchInput {
+  flowRunId: string;
+  /** RFC 3339 UTC (`…Z`), as the Wait state's TimestampPath requires. */
+  scheduledStartTime: string;
+}
+
+/**
+ * Starts the launch execution of one flow run, named after its id. Standard workflows treat the name as an
+ * idempotency key for 90 days: the same name and input while running succeeds again, otherwise
+ * ExecutionAlreadyExists, which means another poll already started it, so it counts as started.
+ * https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+ */
+export async function startLaunchExecution(
+  client: SFNClient,
+  stateMachineArn: string,
+  input: LaunchInput,
+): Promise<{ executionArn: string; alreadyStarted: boolean }> {
+  try {
+    const out = await client.send(
+      new StartExecutionCommand({ stateMachineArn, name: input.flowRunId, input: JSON.stringify(input) }),
+    );
+    return {
+      executionArn: out.executionArn ?? executionArnFor(stateMachineArn, input.flowRunId),
+      alreadyStarted: false,
+    };
+  } catch (err) {
+    if (err instanceof ExecutionAlreadyExists) {
+      return { executionArn: executionArnFor(stateMachineArn, input.flowRunId), alreadyStarted: true };
+    }
+    throw err;
+  }
+}
+
+/** arn:aws:states:r:a:stateMachine:name → arn:aws:states:r:a:execution:name:<executionName> */
+export function executionArnFor(stateMachineArn: string, executionName: string): string {
+  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+}
+
+export async function listExecutions(
+  client: SFNClient,
+  stateMachineArn: string,
+  statusFilter?: ExecutionStatus,
+): Promise<ExecutionListItem[]> {
+  const items: ExecutionListItem[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await client.send(new ListExecutionsCommand({ stateMachineArn, statusFilter, nextToken }));
+    items.push(...(page.executions ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return items;
+}
+
+export async function readExecutionInput(client: SFNClient, executionArn: string): Promise<LaunchInput> {
+  const out = await client.send(new DescribeExecutionCommand({ executionArn }));
+  return JSON.parse(out.input ?? '{}') as LaunchInput;
+}
+
+export async function stopExecution(client: SFNClient, executionArn: string, cause: string): Promise<void> {
+  await client.send(new StopExecutionCommand({ executionArn, cause: cause.slice(0, 32768) }));
+}
