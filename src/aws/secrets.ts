@@ -1,0 +1,27 @@
+import {
+  GetSecretValueCommand,
+  SecretsManagerClient,
+  type SecretsManagerClientConfig,
+} from '@aws-sdk/client-secrets-manager';
+import { ConfigError } from '../errors';
+
+/** The only importer of @aws-sdk/client-secrets-manager. */
+export function createSecretsManagerClient(config: SecretsManagerClientConfig = {}): SecretsManagerClient {
+  return new SecretsManagerClient(config);
+}
+
+/** The secret's string value, trimmed. A binary or empty secret is a configuration error naming the ARN. */
+export async function readSecretString(client: SecretsManagerClient, secretArn: string): Promise<string> {
+  let value: string | undefined;
+  try {
+    value = (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
+  } catch (cause) {
+    throw new ConfigError(
+      `cannot read secret ${secretArn}: ${(cause as Error).message}; check that it exists in this region and that the function's role may call secretsmanager:GetSecretValue on it`,
+      { cause },
+    );
+  }
+  const trimmed = value?.trim();
+  if (!trimmed) throw new ConfigError(`secret ${secretArn} has no string value; store the key as plain text`);
+  return trimmed;
+}
