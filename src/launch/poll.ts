@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { ConfigError } from '../errors';
+import type { Logger } from '../log';
+import { mapLimit } from './concurrency';
+
+/**
+ * One poll: heartbeat the pool, take the runs due within the look-ahead window, claim each with the
+ * worker's Scheduled → Pending lock and start one launch execution per claimed run.
+ * Wire behaviour: ../shared/reference/prefect-ecs-worker.md §1.2–§1.5.
+ */
+
+export interface ScheduledRun {
+  id: string;
+  name?: string;
+  next_scheduled_start_time?: string | null;
+  expected_start_time?: string | null;
+}
+
+export interface StateProposal {
+  type: 'SCHEDULED' | 'PENDING';
+  name: string;
+  message?: string | null;
+  state_details?: Record<string, unknown>;
+}
+
+export interface OrchestrationOutcome {
+  status: 'ACCEPT' | 'REJECT' | 'ABORT' | 'WAIT';
+  state: { type: string; name?: string | null } | null;
+  details?: { reason?: string | null } | null;
+}
+
+/** The Prefect calls a poll makes; PrefectClient provides them. */
+export interface PollPrefect {
+  readWorkPool(name: string): Promise<{ type: string; is_paused?: boolean } | null>;
+  heartbeatWorker(pool: string, worker: { name: string; heartbeatIntervalSeconds: number }): Promise<unknown>;
+  getScheduledFlowRuns(
+    pool: string,
+    options: { workQueueNames: string[]; scheduledBefore: Date },
+  ): Promise<{ flow_run: ScheduledRun }[]>;
+  setFlowRunState(
+    id: string,
+    state: StateProposal,
+    options: { force: boolean },
+  ): Promise<OrchestrationOutcome>;
+}
+
+export interface PollSettings {
+  workPool: string;
+  workQueues: string[];
+  workerName: string;
+  lookaheadSeconds: number;
+  /** How often the schedule invokes the poll; the heartbeat tells Prefect when to expect the next one. */
+  pollIntervalSeconds: number;
+  concurrency: number;
+}
+
+export interface PollDeps {
+  prefect: PollPrefect;
+  startExecution(input: {
+    flowRunId: string;
+    scheduledStartTime: string;
+  }): Promise<{ alreadyStarted: boolean }>;
+  settings: PollSettings;
+  log: Logger;
+  now?: () => Date;
+}
+
+export type RunOutcome =
+  | 'started'
+  | 'already-started'
+  | 'not-claimed'
+  | 'returned-to-scheduled'
+  | 'moved-on'
+  | 'stranded-pending'
+  | 'claim-failed';
+
+export interface PollSummary {
+  due: number;
+  outcomes: Record<RunOutcome, number>;
+}
+
+export async function poll(deps: PollDeps): Promise<PollSummary> {
+  const { prefect, settings, log } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  const pool = await prefect.readWorkPool(settings.workPool);
+  if (!pool) {
+    throw new ConfigError(
+      `work pool ${JSON.stringify(settings.workPool)} does not exist; create it (prefect work-pool create ${settings.workPool} --type ecs, or prefect-ecs-launcher pool create ${settings.workPool}) or fix LAUNCHER_WORK_POOL`,
+    );
+  }
+  if (pool.type !== 'ecs') {
+    throw new ConfigError(
+      `work pool ${JSON.stringify(settings.workPool)} is of type ${JSON.stringify(pool.type)}; the launcher serves only 'ecs' pools`,
+    );
+  }
+  await prefect.heartbeatWorker(settings.workPool, {
+    name: settings.workerName,
+    heartbeatIntervalSeconds: settings.pollIntervalSeconds,
+  });
+
+  // The server applies paused pools/queues and pool/queue concurrency limits to this answer, so never
+  // claim anything it did not return.
+  const scheduledBefore = new Date(now().getTime() + settings.lookaheadSeconds * 1000);
+  const due = await prefect.getScheduledFlowRuns(settings.workPool, {
+    workQueueNames: settings.workQueues,
+    scheduledBefore,
+  });
+
+  const outcomes = await mapLimit(due, settings.concurrency, ({ flow_run }) =>
+    launchOne(deps, flow_run, now(), log.child({ flowRunId: flow_run.id })),
+  );
+  const summary: PollSummary = {
+    due: due.length,
+    outcomes: {
+      started: 0,
+      'already-started': 0,
+      'not-claimed': 0,
+      'returned-to-scheduled': 0,
+      'moved-on': 0,
+      'stranded-pending': 0,
+      'claim-failed': 0,
+    },
+  };
+  for (const o of outcomes) summary.outcomes[o] += 1;
+  log.info('poll finished', { workPool: settings.workPool, ...summary });
+  return summary;
+}
+
+async function launchOne(deps: PollDeps, run: ScheduledRun, now: Date, log: Logger): Promise<RunOutcome> {
+  const scheduledStartTime =
+    toRfc3339(run.next_scheduled_start_time ?? run.expected_start_time) ?? now.toISOString();
+  let claim: OrchestrationOutcome;
+  try {
+    claim = await deps.prefect.setFlowRunState(
+      run.id,
+      {
+        type: 'PENDING',
+        name: 'Pending',
+        state_details: { flow_run_id: run.id, transition_id: randomUUID() },
+      },
+      { force: false },
+    );
+  } catch (error) {
+    // Nothing changed on the server, so the run stays Scheduled for the next poll.
+    log.warn('claim failed; the next poll retries', { error });
+    return 'claim-failed';
+  }
+  if (claim.status !== 'ACCEPT' || claim.state?.type !== 'PENDING') {
+    // ABORT: another poller (or worker) claimed it. REJECT: the server kept it (e.g. deployment
+    // concurrency limit reached → AwaitingConcurrencySlot) and will offer it again.
+    log.info('not claimed', {
+      status: claim.status,
+      state: claim.state?.name,
+      reason: claim.details?.reason,
+    });
+    return 'not-claimed';
+  }
+
+  try {
+    const { alreadyStarted } = await deps.startExecution({
+      flowRunId: run.id,
+      scheduledStartTime,
+    });
+    log.info(alreadyStarted ? 'execution already existed' : 'launch execution started', {
+      scheduledStartTime,
+    });
+    return alreadyStarted ? 'already-started' : 'started';
+  } catch (error) {
+    return returnToScheduled(deps, run, scheduledStartTime, error, log);
+  }
+}
+
+/** A claimed run whose execution could not be started goes back to Scheduled, at its original time. */
+async function returnToScheduled(
+  deps: PollDeps,
+  run: ScheduledRun,
+  scheduledTime: string,
+  error: unknown,
+  log: Logger,
+): Promise<RunOutcome> {
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  log.error('could not start the launch execution; returning the run to Scheduled', { error });
+  try {
+    const result = await deps.prefect.setFlowRunState(
+      run.id,
+      {
+        type: 'SCHEDULED',
+        name: 'Scheduled',
+        message: `prefect-ecs-launcher could not start its Step Functions execution (${reason}); the next poll will try again.`,
+        state_details: { flow_run_id: run.id, scheduled_time: scheduledTime },
+      },
+      // Not forced: the orchestration rules then release a deployment concurrency slot the claim took.
+      { force: false },
+    );
+    if (result.status === 'ACCEPT') return 'returned-to-scheduled';
+    log.warn('the run moved on before it could be returned to Scheduled', {
+      status: result.status,
+      state: result.state?.name,
+    });
+    return 'moved-on';
+  } catch (resetError) {
+    log.error('could not return the run to Scheduled; the reconciliation sweep will end it', {
+      error: resetError,
+    });
+    return 'stranded-pending';
+  }
+}
+
+function toRfc3339(value: string | null | undefined): string | undefined {
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
