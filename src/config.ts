@@ -95,7 +95,7 @@ export function parseApiUrl(raw: string, name = 'PREFECT_API_URL'): string {
   const cleaned = url.toString().replace(/\/+$/, '');
   if (
     url.hostname === 'api.prefect.cloud' &&
-    !/\/api\/accounts\/[^/]+\/workspaces\/[^/]+$/.test(url.pathname)
+    !/\/api\/accounts\/[^/]+\/workspaces\/[^/]+$/.test(url.pathname.replace(/\/+$/, ''))
   ) {
     throw new ConfigError(
       `${name} points at Prefect Cloud but not at a workspace: ${JSON.stringify(raw)}; ` +
