@@ -30,17 +30,25 @@ export async function resetMoto(): Promise<void> {
 
 /**
  * Raw calls to the Prefect server for arranging test data, independent of the client under test.
- * Throws with the server's answer on any non-2xx.
+ * Throws with the server's answer on any non-2xx. A 503 is retried: the SQLite-backed server answers 503
+ * when the database is busy with its background services (`is_client_retryable_exception` in
+ * prefect/server/api/server.py), and Prefect's own client retries it too.
  */
 export async function prefectRaw<T = unknown>(method: string, route: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${stackUrls().prefectApiUrl}${route}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${route} -> ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(`${stackUrls().prefectApiUrl}${route}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.status === 503 && attempt < 5) {
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      continue;
+    }
+    if (!res.ok) throw new Error(`${method} ${route} -> ${res.status}: ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
 }
 
 export interface Arranged {
