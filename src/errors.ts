@@ -65,6 +65,14 @@ export class DeploymentNotFoundError extends LauncherError {
   static override readonly errorName = 'DeploymentNotFoundError';
 }
 
+/**
+ * ECS would not register (or let the launcher look up) the job's task definition, for a reason other than
+ * throttling: an invalid definition, missing permissions, or repeated concurrent-revision conflicts.
+ */
+export class TaskDefinitionRegistrationError extends LauncherError {
+  static override readonly errorName = 'TaskDefinitionRegistrationError';
+}
+
 /** Every class above, by name: what the state machine may refer to in ErrorEquals. */
 export const launcherErrorNames: readonly string[] = [
   ConfigError,
@@ -75,4 +83,5 @@ export const launcherErrorNames: readonly string[] = [
   AwsThrottledError,
   FlowRunNotPendingError,
   DeploymentNotFoundError,
+  TaskDefinitionRegistrationError,
 ].map((c) => c.errorName);
