@@ -1,0 +1,73 @@
+/**
+ * The states the launcher proposes, shaped as the worker builds them (spec §1.4–§1.5). Each carries the run's
+ * id and a fresh `transition_id`; reuse one object across retries of the same proposal so the server can
+ * recognise a repeat (`PreventDuplicateTransitions`), and build a new one for every new proposal.
+ */
+import { randomUUID } from 'node:crypto';
+import type { State, StateCreate, StateDetails, StateType } from './types';
+
+/** A state to propose for a flow run. `name` defaults to the title-cased type, as the server does. */
+export function flowRunState(
+  flowRunId: string,
+  type: StateType,
+  options: { name?: string; message?: string | null; details?: StateDetails } = {},
+): StateCreate {
+  return {
+    type,
+    name: options.name ?? titleCase(type),
+    message: options.message ?? null,
+    state_details: { ...options.details, flow_run_id: flowRunId, transition_id: randomUUID() },
+    data: null,
+  };
+}
+
+/** The claim: SCHEDULED → PENDING. The server ABORTs a second one (`PreventPendingTransitions`). */
+export function pendingState(flowRunId: string): StateCreate {
+  return flowRunState(flowRunId, 'PENDING');
+}
+
+/**
+ * PENDING named "Submitting", proposed before the infrastructure call (prefect ≥ 3.6.22). A Pending →
+ * Pending transition is allowed only to a name other than "Pending"; older servers ABORT it, which is fine.
+ */
+export function submittingState(flowRunId: string): StateCreate {
+  return flowRunState(flowRunId, 'PENDING', { name: 'Submitting' });
+}
+
+/** PENDING named "InfrastructurePending": the ECS task exists but has not started (e.g. "ECS task is pending."). */
+export function infrastructurePendingState(flowRunId: string, message: string): StateCreate {
+  return flowRunState(flowRunId, 'PENDING', { name: 'InfrastructurePending', message });
+}
+
+/** SCHEDULED at a given time, e.g. to hand a run back; the server requires `scheduled_time`. */
+export function scheduledState(
+  flowRunId: string,
+  scheduledTime: Date,
+  options: { name?: string; message?: string } = {},
+): StateCreate {
+  return flowRunState(flowRunId, 'SCHEDULED', {
+    ...options,
+    details: { scheduled_time: scheduledTime.toISOString() },
+  });
+}
+
+/** CRASHED: the infrastructure failed, e.g. "Failed to submit flow run to infrastructure: …". */
+export function crashedState(flowRunId: string, message: string): StateCreate {
+  return flowRunState(flowRunId, 'CRASHED', { message });
+}
+
+/**
+ * CANCELLED with a message. Like the worker, it copies the current state's details when there is one (so a
+ * Cancelling run keeps them), but always with a fresh `transition_id`: reusing the current one would make
+ * the server reject the proposal as a duplicate.
+ */
+export function cancelledState(flowRunId: string, message: string, current?: State | null): StateCreate {
+  return flowRunState(flowRunId, 'CANCELLED', { message, details: current?.state_details ?? {} });
+}
+
+function titleCase(type: StateType): string {
+  return type
+    .split('_')
+    .map((word) => word.charAt(0) + word.slice(1).toLowerCase())
+    .join(' ');
+}
