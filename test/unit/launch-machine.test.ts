@@ -1,0 +1,169 @@
+import type { RunTaskCommandInput, RunTaskCommandOutput, Task } from '@aws-sdk/client-ecs';
+import { LocalLaunchMachine } from '../../src/local/launch-machine';
+import type { EcsTaskApi } from '../../src/local/run-task-sync';
+
+/** An ECS API whose answers each test scripts: a sequence of RunTask outcomes and the stopped task. */
+function scriptedEcs(runTask: (RunTaskCommandOutput | Error)[], stopped: Partial<Task> = {}) {
+  const calls: RunTaskCommandInput[] = [];
+  const api: EcsTaskApi = {
+    async runTask(request) {
+      calls.push(request);
+      const next = runTask[Math.min(calls.length - 1, runTask.length - 1)];
+      if (next instanceof Error) throw next;
+      return next as RunTaskCommandOutput;
+    },
+    async describeTask(_cluster, taskArn) {
+      return {
+        taskArn,
+        lastStatus: 'STOPPED',
+        containers: [{ name: 'prefect', exitCode: 0 }],
+        overrides: { containerOverrides: [{ name: 'prefect', command: ['prefect', 'flow-run', 'execute'] }] },
+        ...stopped,
+      };
+    },
+  };
+  return { api, calls };
+}
+
+function named(name: string, message = name): Error {
+  const err = new Error(message);
+  err.name = name;
+  return err;
+}
+
+const started = {
+  tasks: [{ taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/c/abc' }],
+  failures: [],
+  $metadata: {},
+};
+const runTask = {
+  Cluster: 'c',
+  TaskDefinition: 'arn:aws:ecs:us-east-1:123456789012:task-definition/f:1',
+  Group: 'g',
+};
+
+function machine(ecs: EcsTaskApi, prepare: (i: unknown) => Promise<unknown> = async () => ({ runTask })) {
+  const crashes: unknown[] = [];
+  const m = new LocalLaunchMachine(
+    {
+      prepare,
+      crash: async (input) => {
+        crashes.push(input);
+        return { reported: true };
+      },
+      ecs,
+    },
+    { retryIntervalMs: 1, pollIntervalMs: 1 },
+  );
+  return { m, crashes };
+}
+
+const input = (delayMs = 0) => ({
+  flowRunId: '7b4a3c1e-0000-4000-8000-000000000001',
+  scheduledStartTime: new Date(Date.now() + delayMs).toISOString(),
+});
+
+describe('launch state machine, executed locally', () => {
+  it('runs the prepared request once, with StartedBy overwritten as on AWS, and succeeds', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m, crashes } = machine(ecs.api);
+    const result = await m.start('run-1', input()).result;
+    expect(result.status).toBe('SUCCEEDED');
+    expect(ecs.calls).toEqual([
+      { cluster: 'c', taskDefinition: runTask.TaskDefinition, group: 'g', startedBy: 'AWS Step Functions' },
+    ]);
+    expect(crashes).toEqual([]);
+  });
+
+  it('does not start the task before the scheduled start time', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m } = machine(ecs.api);
+    const scheduled = input(1200);
+    let ranAt = 0;
+    const original = ecs.api.runTask;
+    ecs.api.runTask = (r) => {
+      ranAt = Date.now();
+      return original(r);
+    };
+    await m.start('run-2', scheduled).result;
+    expect(ranAt).toBeGreaterThanOrEqual(new Date(scheduled.scheduledStartTime).getTime());
+  });
+
+  it('retries throttling and capacity failures, then crashes the run', async () => {
+    const ecs = scriptedEcs([
+      named('ThrottlingException', 'Rate exceeded'),
+      { tasks: [], failures: [{ reason: 'Capacity is unavailable at this time.' }], $metadata: {} },
+    ]);
+    const { m, crashes } = machine(ecs.api);
+    const result = await m.start('run-3', input()).result;
+    expect(result.status).toBe('FAILED');
+    expect(ecs.calls).toHaveLength(5);
+    expect(crashes).toHaveLength(1);
+    expect(crashes[0]).toMatchObject({ error: { Error: 'AmazonECS.Unknown' } });
+  });
+
+  it('never retries a task that started and failed, so one flow run never gets two tasks', async () => {
+    const ecs = scriptedEcs([started], {
+      stopCode: 'TaskFailedToStart',
+      stoppedReason: 'CannotPullContainerError',
+    });
+    const { m, crashes } = machine(ecs.api);
+    const result = await m.start('run-4', input()).result;
+    expect(result.status).toBe('FAILED');
+    expect(ecs.calls).toHaveLength(1);
+    expect(crashes[0]).toMatchObject({ error: { Error: 'States.TaskFailed' } });
+  });
+
+  it('does not retry a cluster that does not exist', async () => {
+    const ecs = scriptedEcs([named('ClusterNotFoundException', 'Cluster not found.')]);
+    const { m, crashes } = machine(ecs.api);
+    await m.start('run-5', input()).result;
+    expect(ecs.calls).toHaveLength(1);
+    expect(crashes[0]).toMatchObject({
+      error: { Error: 'ECS.ClusterNotFoundException', Cause: 'Cluster not found.' },
+    });
+  });
+
+  it('crashes the run when Prepare fails, without running a task', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m, crashes } = machine(ecs.api, async () => {
+      throw named('JobConfigurationError', 'cpu must be an integer');
+    });
+    const result = await m.start('run-6', input()).result;
+    expect(result.status).toBe('FAILED');
+    expect(ecs.calls).toHaveLength(0);
+    expect(crashes[0]).toMatchObject({ error: { Error: 'JobConfigurationError' } });
+  });
+
+  it('ends quietly when the run left Pending before it was prepared', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m, crashes } = machine(ecs.api, async () => {
+      throw named('FlowRunNotPendingError', 'flow run is Cancelled');
+    });
+    const result = await m.start('run-7', input()).result;
+    expect(result.status).toBe('SUCCEEDED');
+    expect(ecs.calls).toHaveLength(0);
+    expect(crashes).toHaveLength(0);
+  });
+
+  it('retries a Prefect outage in Prepare', async () => {
+    const ecs = scriptedEcs([started]);
+    let attempts = 0;
+    const { m } = machine(ecs.api, async () => {
+      attempts += 1;
+      if (attempts < 3) throw named('PrefectUnavailableError', 'connect ECONNREFUSED');
+      return { runTask };
+    });
+    expect((await m.start('run-8', input()).result).status).toBe('SUCCEEDED');
+    expect(attempts).toBe(3);
+  });
+
+  it('stops waiting when the execution is aborted', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m } = machine(ecs.api);
+    const running = m.start('run-9', input(60_000));
+    setTimeout(() => running.abort(), 50);
+    expect((await running.result).status).toBe('ABORTED');
+    expect(ecs.calls).toHaveLength(0);
+  });
+});
