@@ -1,6 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
+import type { PrefectClient } from '../prefect/client';
+import { pendingState, scheduledState } from '../prefect/states';
+import type { FlowRun, OrchestrationResult } from '../prefect/types';
 import { mapLimit } from './concurrency';
 
 /**
@@ -9,40 +11,11 @@ import { mapLimit } from './concurrency';
  * Wire behaviour: ../shared/reference/prefect-ecs-worker.md §1.2–§1.5.
  */
 
-export interface ScheduledRun {
-  id: string;
-  name?: string;
-  next_scheduled_start_time?: string | null;
-  expected_start_time?: string | null;
-}
-
-export interface StateProposal {
-  type: 'SCHEDULED' | 'PENDING';
-  name: string;
-  message?: string | null;
-  state_details?: Record<string, unknown>;
-}
-
-export interface OrchestrationOutcome {
-  status: 'ACCEPT' | 'REJECT' | 'ABORT' | 'WAIT';
-  state: { type: string; name?: string | null } | null;
-  details?: { reason?: string | null } | null;
-}
-
-/** The Prefect calls a poll makes; PrefectClient provides them. */
-export interface PollPrefect {
-  readWorkPool(name: string): Promise<{ type: string; is_paused?: boolean } | null>;
-  heartbeatWorker(pool: string, worker: { name: string; heartbeatIntervalSeconds: number }): Promise<unknown>;
-  getScheduledFlowRuns(
-    pool: string,
-    options: { workQueueNames: string[]; scheduledBefore: Date },
-  ): Promise<{ flow_run: ScheduledRun }[]>;
-  setFlowRunState(
-    id: string,
-    state: StateProposal,
-    options: { force: boolean },
-  ): Promise<OrchestrationOutcome>;
-}
+/** The Prefect calls a poll makes. */
+export type PollPrefect = Pick<
+  PrefectClient,
+  'readWorkPool' | 'heartbeatWorker' | 'getScheduledFlowRuns' | 'setFlowRunState'
+>;
 
 export interface PollSettings {
   workPool: string;
@@ -127,20 +100,12 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
   return summary;
 }
 
-async function launchOne(deps: PollDeps, run: ScheduledRun, now: Date, log: Logger): Promise<RunOutcome> {
+async function launchOne(deps: PollDeps, run: FlowRun, now: Date, log: Logger): Promise<RunOutcome> {
   const scheduledStartTime =
     toRfc3339(run.next_scheduled_start_time ?? run.expected_start_time) ?? now.toISOString();
-  let claim: OrchestrationOutcome;
+  let claim: OrchestrationResult;
   try {
-    claim = await deps.prefect.setFlowRunState(
-      run.id,
-      {
-        type: 'PENDING',
-        name: 'Pending',
-        state_details: { flow_run_id: run.id, transition_id: randomUUID() },
-      },
-      { force: false },
-    );
+    claim = await deps.prefect.setFlowRunState(run.id, pendingState(run.id), { force: false });
   } catch (error) {
     // Nothing changed on the server, so the run stays Scheduled for the next poll.
     log.warn('claim failed; the next poll retries', { error });
@@ -174,7 +139,7 @@ async function launchOne(deps: PollDeps, run: ScheduledRun, now: Date, log: Logg
 /** A claimed run whose execution could not be started goes back to Scheduled, at its original time. */
 async function returnToScheduled(
   deps: PollDeps,
-  run: ScheduledRun,
+  run: FlowRun,
   scheduledTime: string,
   error: unknown,
   log: Logger,
@@ -184,12 +149,9 @@ async function returnToScheduled(
   try {
     const result = await deps.prefect.setFlowRunState(
       run.id,
-      {
-        type: 'SCHEDULED',
-        name: 'Scheduled',
+      scheduledState(run.id, new Date(scheduledTime), {
         message: `prefect-ecs-launcher could not start its Step Functions execution (${reason}); the next poll will try again.`,
-        state_details: { flow_run_id: run.id, scheduled_time: scheduledTime },
-      },
+      }),
       // Not forced: the orchestration rules then release a deployment concurrency slot the claim took.
       { force: false },
     );
