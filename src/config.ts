@@ -31,6 +31,8 @@ export interface LauncherConfig {
   cluster: string | undefined;
   /** ARN of the launch state machine; only the poll function needs it. */
   stateMachineArn: string | undefined;
+  /** How often the schedule invokes the poll; Prefect marks the launcher offline after 3 missed heartbeats. */
+  pollIntervalSeconds: number;
   /** Runs scheduled up to this many seconds ahead are claimed by a poll. */
   lookaheadSeconds: number;
   /** Name the launcher heartbeats as, shown in the Prefect UI's Workers tab. */
@@ -172,6 +174,7 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     workQueues,
     cluster: text(env, 'LAUNCHER_CLUSTER'),
     stateMachineArn,
+    pollIntervalSeconds: integer(env, 'LAUNCHER_POLL_INTERVAL_SECONDS', 60, 5, 60),
     lookaheadSeconds: integer(env, 'LAUNCHER_LOOKAHEAD_SECONDS', 90, 0, 3600),
     workerName: text(env, 'LAUNCHER_WORKER_NAME') ?? `prefect-ecs-launcher ${workPool}`,
     concurrency: integer(env, 'LAUNCHER_CONCURRENCY', 8, 1, 64),

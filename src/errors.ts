@@ -73,6 +73,11 @@ export class TaskDefinitionRegistrationError extends LauncherError {
   static override readonly errorName = 'TaskDefinitionRegistrationError';
 }
 
+/** A Lambda was invoked with an event it does not understand; the message names what is wrong. */
+export class InvalidEventError extends LauncherError {
+  static override readonly errorName = 'InvalidEventError';
+}
+
 /** Every class above, by name: what the state machine may refer to in ErrorEquals. */
 export const launcherErrorNames: readonly string[] = [
   ConfigError,
