@@ -1,0 +1,221 @@
+import {
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  type ECSClientConfig,
+  RegisterTaskDefinitionCommand,
+  type RegisterTaskDefinitionCommandInput,
+  type TaskDefinition,
+} from '@aws-sdk/client-ecs';
+import { AwsThrottledError, JobConfigurationError, TaskDefinitionRegistrationError } from '../errors';
+import { pyRepr } from '../render/pyrepr';
+import {
+  AUTO_DEREGISTER_TAG_KEY,
+  type TaskDefinitionInfo,
+  taskDefinitionInfo,
+} from '../render/run-task-request';
+import { taskDefinitionsEqual } from '../render/task-definition';
+import { isThrottlingError } from './throttling';
+
+/** The only importer of @aws-sdk/client-ecs. Create the client once per cold start; tests pass one for moto. */
+export function createEcsClient(config: ECSClientConfig = {}): ECSClient {
+  return new ECSClient(config);
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** ECS answers an unknown family, revision or ARN with this ClientException. */
+function isNotFound(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === 'ClientException' &&
+    /unable to describe task definition/i.test(err.message)
+  );
+}
+
+/**
+ * ECS lets one registration per family run at a time and refuses the others with this ClientException;
+ * concurrent launches of one deployment hit it. https://github.com/PrefectHQ/prefect/issues/15865
+ */
+function isConcurrentRevisionConflict(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    err.name === 'ClientException' &&
+    /too many concurrent attempts/i.test(err.message)
+  );
+}
+
+/**
+ * The task definition `task_definition_arn` names (an ARN, `family:revision` or a family, whose latest
+ * ACTIVE revision ECS returns). A missing or inactive one is a configuration error: RunTask would fail with
+ * "TaskDefinition is inactive", which the worker rewrites into the message used here.
+ */
+export async function describeTaskDefinition(ecs: ECSClient, ref: string): Promise<TaskDefinitionInfo> {
+  let td: TaskDefinition | undefined;
+  try {
+    td = (await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: ref }))).taskDefinition;
+  } catch (err) {
+    if (isThrottlingError(err)) {
+      throw new AwsThrottledError(`ECS kept throttling DescribeTaskDefinition: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+    if (!isNotFound(err)) throw err;
+  }
+  if (!td?.taskDefinitionArn) {
+    throw new JobConfigurationError(
+      `Task definition ${pyRepr(ref)} not found. Check \`task_definition_arn\` and that it is in this region.`,
+    );
+  }
+  if (td.status !== 'ACTIVE') {
+    const state = td.status === 'INACTIVE' ? 'inactive' : `not active (${td.status})`;
+    throw new JobConfigurationError(
+      `Failed to run ECS task, the task definition ${td.taskDefinitionArn} is ${state}. Re-register the task ` +
+        'definition or remove the `task_definition_arn` from your work pool configuration to allow Prefect ' +
+        'to register a new task definition automatically.',
+    );
+  }
+  return taskDefinitionInfo(td.taskDefinitionArn, td, false);
+}
+
+async function describeOrNull(ecs: ECSClient, ref: string): Promise<TaskDefinition | null> {
+  try {
+    return (
+      (await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: ref }))).taskDefinition ?? null
+    );
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    if (isThrottlingError(err)) {
+      throw new AwsThrottledError(`ECS kept throttling DescribeTaskDefinition: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+    throw new TaskDefinitionRegistrationError(
+      `Cannot look up task definition ${ref}: ${describeError(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * An ACTIVE revision of the definition's family equal to it, looking at the latest ACTIVE revision and then
+ * at up to `lookBack` revisions below it (newest first), or only at revisions above `newerThan` when given.
+ */
+async function findEqualRevision(
+  ecs: ECSClient,
+  definition: RegisterTaskDefinitionCommandInput,
+  lookBack: number,
+  newerThan?: number,
+): Promise<{ match: TaskDefinition | null; latestRevision: number }> {
+  const family = definition.family as string;
+  const isReusable = (td: TaskDefinition | null): td is TaskDefinition =>
+    td?.status === 'ACTIVE' && Boolean(td.taskDefinitionArn) && taskDefinitionsEqual(definition, td);
+
+  const latest = await describeOrNull(ecs, family);
+  const latestRevision = latest?.revision ?? 0;
+  if (!latest) return { match: null, latestRevision };
+  if ((newerThan === undefined || latestRevision > newerThan) && isReusable(latest)) {
+    return { match: latest, latestRevision };
+  }
+  const lowest = Math.max(1, newerThan === undefined ? latestRevision - lookBack : newerThan + 1);
+  const revisions: number[] = [];
+  for (let r = latestRevision - 1; r >= lowest && revisions.length < lookBack; r--) revisions.push(r);
+  const older = await Promise.all(revisions.map((r) => describeOrNull(ecs, `${family}:${r}`)));
+  return { match: older.find(isReusable) ?? null, latestRevision };
+}
+
+export interface FindOrRegisterOptions {
+  /**
+   * `auto_deregister_task_definition`: a revision this call registers is tagged
+   * `prefect.io/degregister-task-definition=true`, so the reporter (or a janitor) can tell it from revisions
+   * someone else registered. The task gets the same tag from `buildRunTaskRequest` (what prefect-aws's
+   * observer reads). The key keeps the worker's misspelling for compatibility.
+   */
+  autoDeregister: boolean;
+  /** Revisions below the family's latest ACTIVE one that may be reused (default 5). */
+  lookBack?: number;
+  /** Upper bound of the random pause before registering, so concurrent launches reuse one revision (default 1000 ms). */
+  settleMs?: number;
+  /** Registration attempts while ECS reports concurrent registrations of the family (default 6). */
+  maxAttempts?: number;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The revision to run for `definition` (built by `buildTaskDefinition`): an existing ACTIVE revision of its
+ * family that is equal under prefect-aws's comparison rules, else a newly registered one.
+ *
+ * The rule: always look at the family's latest ACTIVE revision, then at the few below it, and reuse the
+ * newest equal one; register only when none is equal. The worker instead keeps a per-deployment cache of
+ * the ARN it last used (in process memory, so it re-registers after every restart) and looks at the
+ * family's latest revision only with `match_latest_revision_in_family`. Without a process, looking always
+ * is its steady state; the look-back stands in for the cache when deployments with different definitions
+ * share a family (a fixed `family` in the pool), which would otherwise register a revision on every run.
+ * So `match_latest_revision_in_family` needs no handling: reuse is always on, and reusing an equal
+ * definition someone else registered changes nothing for the task.
+ *
+ * Concurrent launches of a changed definition (e.g. a burst of runs of one deployment) would each register
+ * a revision: a random pause of up to `settleMs` and a second look let the first registration win, and
+ * ECS's "Too many concurrent attempts" is retried with jittered backoff, looking again before each retry.
+ */
+export async function findOrRegisterTaskDefinition(
+  ecs: ECSClient,
+  definition: RegisterTaskDefinitionCommandInput,
+  options: FindOrRegisterOptions,
+): Promise<TaskDefinitionInfo & { registered: boolean }> {
+  const lookBack = options.lookBack ?? 5;
+  const settleMs = options.settleMs ?? 1000;
+  const maxAttempts = options.maxAttempts ?? 6;
+  const sleep = options.sleep ?? defaultSleep;
+  const random = options.random ?? Math.random;
+  const reuse = (td: TaskDefinition) => ({
+    ...taskDefinitionInfo(td.taskDefinitionArn as string, definition, false),
+    registered: false,
+  });
+
+  let { match, latestRevision } = await findEqualRevision(ecs, definition, lookBack);
+  if (match) return reuse(match);
+  if (settleMs > 0) await sleep(random() * settleMs);
+
+  const input: RegisterTaskDefinitionCommandInput = options.autoDeregister
+    ? { ...definition, tags: [...(definition.tags ?? []), { key: AUTO_DEREGISTER_TAG_KEY, value: 'true' }] }
+    : definition;
+  for (let attempt = 1; ; attempt++) {
+    ({ match, latestRevision } = await findEqualRevision(ecs, definition, lookBack, latestRevision));
+    if (match) return reuse(match);
+    try {
+      const out = await ecs.send(new RegisterTaskDefinitionCommand(input));
+      const arn = out.taskDefinition?.taskDefinitionArn;
+      if (!arn)
+        throw new TaskDefinitionRegistrationError('RegisterTaskDefinition returned no task definition ARN');
+      return { ...taskDefinitionInfo(arn, definition, true), registered: true };
+    } catch (err) {
+      if (err instanceof TaskDefinitionRegistrationError) throw err;
+      if (isThrottlingError(err)) {
+        throw new AwsThrottledError(`ECS kept throttling RegisterTaskDefinition: ${describeError(err)}`, {
+          cause: err,
+        });
+      }
+      if (!isConcurrentRevisionConflict(err)) {
+        throw new TaskDefinitionRegistrationError(
+          `ECS refused to register task definition family ${definition.family}: ${describeError(err)}`,
+          { cause: err },
+        );
+      }
+      if (attempt >= maxAttempts) {
+        throw new TaskDefinitionRegistrationError(
+          `ECS still reported concurrent registrations of family ${definition.family} after ${attempt} attempts: ${describeError(err)}`,
+          { cause: err },
+        );
+      }
+      // Full jitter: https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
+      await sleep(random() * Math.min(8000, 500 * 2 ** attempt));
+    }
+  }
+}
