@@ -64,7 +64,10 @@ export function requestedTaskDefinition(config: EcsJobConfiguration): string | n
   return typeof ref === 'string' && ref ? ref : null;
 }
 
-/** The ECS tag the worker puts on a task whose definition it registered with auto-deregistration on (sic). */
+/**
+ * The tag the worker puts on a task whose definition it registered with auto-deregistration on. The
+ * misspelling is kept: prefect-aws's observer deregisters on exactly this key, and users' cleanup may too.
+ */
 export const AUTO_DEREGISTER_TAG_KEY = 'prefect.io/degregister-task-definition';
 /** The tag the observer (and the launcher's reporter) find the flow run by. */
 export const FLOW_RUN_ID_TAG_KEY = 'prefect.io/flow-run-id';
