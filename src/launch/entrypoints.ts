@@ -3,6 +3,7 @@ import { requireStateMachineArn } from '../config';
 import type { Runtime } from '../runtime';
 import { type CrashInput, reportLaunchFailure } from './crash';
 import { type PollSummary, poll } from './poll';
+import { reportTaskStateChange, type TaskStateChange } from './report';
 
 /** One function per Lambda: what the handler calls once it has validated its event. */
 
@@ -29,4 +30,8 @@ export function runCrash(rt: Runtime, input: CrashInput) {
     { prefect: rt.prefect, log: rt.log.child({ function: 'crash', flowRunId: input.flowRunId }) },
     input,
   );
+}
+
+export function runReport(rt: Runtime, task: TaskStateChange) {
+  return reportTaskStateChange({ prefect: rt.prefect, log: rt.log.child({ function: 'report' }) }, task);
 }

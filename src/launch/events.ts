@@ -1,6 +1,7 @@
 import type { ScheduledEvent } from 'aws-lambda';
 import { InvalidEventError } from '../errors';
 import type { CrashInput } from './crash';
+import type { TaskStateChange } from './report';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -43,4 +44,23 @@ export function parseCrashEvent(event: unknown): CrashInput {
     ...(error ? { error: { Error: error.Error as string, Cause: String(error.Cause ?? '') } } : {}),
     ...(prepared && typeof prepared.cluster === 'string' ? { prepared: { cluster: prepared.cluster } } : {}),
   };
+}
+
+/** An EventBridge "ECS Task State Change" event; its `detail` is the task, as DescribeTasks returns it. */
+export function parseTaskStateChangeEvent(event: unknown): TaskStateChange {
+  const e = isObject(event) ? event : {};
+  const detail = e.detail;
+  if (
+    e.source !== 'aws.ecs' ||
+    e['detail-type'] !== 'ECS Task State Change' ||
+    !isObject(detail) ||
+    typeof detail.taskArn !== 'string' ||
+    typeof detail.clusterArn !== 'string' ||
+    typeof detail.lastStatus !== 'string'
+  ) {
+    throw new InvalidEventError(
+      `the report function expects an EventBridge "ECS Task State Change" event from aws.ecs with detail.taskArn, detail.clusterArn and detail.lastStatus, got ${JSON.stringify(event).slice(0, 300)}`,
+    );
+  }
+  return detail as unknown as TaskStateChange;
 }

@@ -1,0 +1,10 @@
+import middy from '@middy/core';
+import { runReport } from '../src/launch/entrypoints';
+import { parseTaskStateChangeEvent } from '../src/launch/events';
+import { sharedRuntime } from '../src/runtime';
+
+/** EventBridge "ECS Task State Change" (the launcher's cluster) → Prefect states and infrastructure pid. */
+export const handler = middy().handler(async (event: unknown) => {
+  const task = parseTaskStateChangeEvent(event);
+  return runReport(await sharedRuntime(), task);
+});

@@ -1,0 +1,125 @@
+import type { Task } from '@aws-sdk/client-ecs';
+import type { Logger } from '../log';
+import type { PrefectClient } from '../prefect/client';
+import { cancelledState, crashedState, infrastructurePendingState } from '../prefect/states';
+import { LogLevel, type StateType } from '../prefect/types';
+import { diagnoseStoppedTask } from './diagnosis';
+
+/**
+ * "ECS Task State Change" events → Prefect. Events come at least once and in any order
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwet_handling.html), so every action
+ * is decided from the flow run's current state and never moves it backwards: a stale PENDING after RUNNING
+ * does nothing, a second STOPPED finds the run already final.
+ */
+
+/** The `detail` of an ECS Task State Change event (camelCase, as ECS's API). */
+export type TaskStateChange = Task & { clusterArn: string; taskArn: string; lastStatus: string };
+
+const GROUP_PREFIX = 'prefect-flow-run:';
+
+/** The flow run a task belongs to, from the task group the launcher set; null for anyone else's task. */
+export function flowRunIdOfTask(task: Pick<Task, 'group'>): string | null {
+  const id = task.group?.startsWith(GROUP_PREFIX) ? task.group.slice(GROUP_PREFIX.length) : '';
+  return /^[0-9a-f-]{36}$/i.test(id) ? id : null;
+}
+
+/** The infrastructure pid, as the worker writes it: `<cluster>::<taskArn>` (ARNs contain `:`). */
+export function infrastructurePid(task: Pick<TaskStateChange, 'clusterArn' | 'taskArn'>): string {
+  return `${task.clusterArn}::${task.taskArn}`;
+}
+
+export type ReportAction =
+  | 'ignored'
+  | 'pid-set'
+  | 'infrastructure-pending'
+  | 'crashed'
+  | 'cancelled'
+  | 'left-to-engine'
+  | 'run-moved-on';
+
+export type ReportPrefect = Pick<
+  PrefectClient,
+  'readFlowRun' | 'updateFlowRun' | 'setFlowRunState' | 'createFlowRunLogs'
+>;
+
+const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
+
+export async function reportTaskStateChange(
+  deps: { prefect: ReportPrefect; log: Logger },
+  task: TaskStateChange,
+): Promise<ReportAction> {
+  const flowRunId = flowRunIdOfTask(task);
+  if (!flowRunId) return 'ignored';
+  const { prefect } = deps;
+  const log = deps.log.child({ flowRunId, taskArn: task.taskArn, lastStatus: task.lastStatus });
+  const run = await prefect.readFlowRun(flowRunId);
+  const type = run.state?.type ?? run.state_type;
+  if (!type || FINAL.includes(type) || type === 'SCHEDULED' || type === 'PAUSED') {
+    log.info('event ignored: the run has moved on', { state: type });
+    return 'run-moved-on';
+  }
+  const pid = infrastructurePid(task);
+  let action: ReportAction = 'left-to-engine';
+  if (run.infrastructure_pid !== pid) {
+    await prefect.updateFlowRun(flowRunId, { infrastructure_pid: pid });
+    action = 'pid-set';
+  }
+
+  switch (task.lastStatus) {
+    case 'PROVISIONING':
+    case 'PENDING':
+    case 'ACTIVATING': {
+      if (type !== 'PENDING' || run.state_name === 'InfrastructurePending') return action;
+      const message =
+        task.lastStatus === 'PROVISIONING' ? 'ECS task is provisioning.' : 'ECS task is pending.';
+      const result = await prefect.setFlowRunState(
+        flowRunId,
+        infrastructurePendingState(flowRunId, message),
+        {
+          force: false,
+        },
+      );
+      return result.status === 'ACCEPT' ? 'infrastructure-pending' : action;
+    }
+    case 'STOPPED':
+      return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
+    default:
+      return action;
+  }
+}
+
+async function reportStopped(
+  prefect: ReportPrefect,
+  log: Logger,
+  flowRunId: string,
+  type: StateType,
+  current: Parameters<typeof cancelledState>[2],
+  task: TaskStateChange,
+): Promise<ReportAction> {
+  const diagnosis = diagnoseStoppedTask(task);
+  if (type === 'CANCELLING') {
+    // The engine did not finish the cancellation before the task stopped: end it as the user asked.
+    const message = `Flow run cancelled; its ECS task stopped (${task.stoppedReason ?? 'no reason given'}).`;
+    await prefect.setFlowRunState(flowRunId, cancelledState(flowRunId, message, current), { force: true });
+    return 'cancelled';
+  }
+  if (!diagnosis.crashed) {
+    // Exit 0 on a run that is not final: the engine reports the outcome; the sweep catches a silent engine.
+    log.info('task stopped cleanly; the engine reports the outcome');
+    return 'left-to-engine';
+  }
+  await prefect.createFlowRunLogs([
+    {
+      flowRunId,
+      level: diagnosis.explanation.startsWith('Task terminated by infrastructure')
+        ? LogLevel.WARNING
+        : LogLevel.ERROR,
+      message: diagnosis.explanation,
+    },
+  ]);
+  const result = await prefect.setFlowRunState(flowRunId, crashedState(flowRunId, diagnosis.message), {
+    force: false,
+  });
+  log.warn('flow run crashed', { message: diagnosis.message, status: result.status });
+  return result.status === 'ACCEPT' ? 'crashed' : 'run-moved-on';
+}
