@@ -1,9 +1,15 @@
 import {
   DescribeTaskDefinitionCommand,
+  DescribeTasksCommand,
   ECSClient,
   type ECSClientConfig,
   RegisterTaskDefinitionCommand,
   type RegisterTaskDefinitionCommandInput,
+  RunTaskCommand,
+  type RunTaskCommandInput,
+  type RunTaskCommandOutput,
+  StopTaskCommand,
+  type Task,
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { AwsThrottledError, JobConfigurationError, TaskDefinitionRegistrationError } from '../errors';
@@ -218,4 +224,28 @@ export async function findOrRegisterTaskDefinition(
       await sleep(random() * Math.min(8000, 500 * 2 ** attempt));
     }
   }
+}
+
+/** RunTask as given; used by the offline `.sync` emulation (on AWS, Step Functions makes this call). */
+export function runTask(ecs: ECSClient, request: RunTaskCommandInput): Promise<RunTaskCommandOutput> {
+  return ecs.send(new RunTaskCommand(request));
+}
+
+/** One task, or undefined when ECS no longer knows it (stopped tasks stay visible for about an hour). */
+export async function describeTask(
+  ecs: ECSClient,
+  cluster: string | undefined,
+  taskArn: string,
+): Promise<Task | undefined> {
+  const out = await ecs.send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }));
+  return out.tasks?.[0];
+}
+
+export async function stopTask(
+  ecs: ECSClient,
+  cluster: string | undefined,
+  taskArn: string,
+  reason: string,
+): Promise<void> {
+  await ecs.send(new StopTaskCommand({ cluster, task: taskArn, reason }));
 }
