@@ -11,9 +11,10 @@ preparation, reuse or registration, validation, subnet discovery, the RunTask re
 
 - Prefect API: a client that answers the reads `resolve_for_flow_run` makes from the case (`deployment`,
   `flow`, `blocks`, `blocks_by_name`, `variables`); a miss raises what the real client raises on a 404.
-- AWS: `AwsCredentials.get_client` returns in-memory ECS and EC2 clients. RegisterTaskDefinition answers
+- AWS: `AwsCredentials.get_client` returns in-memory ECS and EC2 clients. ECS checks parameters against
+  botocore's service model as boto3 does before sending; RegisterTaskDefinition answers
   `arn:aws:ecs:<region>:123456789012:task-definition/<family>:1`, RunTask records the request and returns
-  one task, EC2 answers from `subnets` (an unknown VPC ID fails as it does in AWS).
+  one task, EC2 answers from `subnets` (an unknown VPC ID fails as it does in AWS). Retry delays are zeroed.
 - Settings: before Prefect is imported, every PREFECT_* and AWS_* variable is removed, HOME is a temp dir
   with an empty active profile (Prefect's bundled default profile would add
   PREFECT_SERVER_EPHEMERAL_ENABLED) and the working directory is that dir (prefect.toml, pyproject.toml and
@@ -50,6 +51,13 @@ from types import SimpleNamespace
 from typing import Any
 
 PINNED = {"prefect-aws": "0.7.12", "prefect": "3.9.1"}
+RETRY_DELAYS = (
+    "CREATE_TASK_RUN_MIN_DELAY",
+    "CREATE_TASK_RUN_MIN_DELAY_JITTER",
+    "CREATE_TASK_RUN_MAX_DELAY_JITTER",
+    "REGISTER_TASK_DEFINITION_INITIAL_DELAY",
+    "REGISTER_TASK_DEFINITION_MAX_DELAY",
+)
 
 
 def _isolate_from_environment() -> None:
@@ -57,6 +65,11 @@ def _isolate_from_environment() -> None:
     for key in list(os.environ):
         if key.startswith(("PREFECT_", "AWS_")):
             del os.environ[key]
+    # No waiting between the worker's RunTask and RegisterTaskDefinition retries (a rejected request is
+    # retried before it is reported). These are prefect-aws's own settings, not Prefect's, so they never
+    # reach the flow's environment.
+    for delay in RETRY_DELAYS:
+        os.environ[f"PREFECT_INTEGRATIONS_AWS_ECS_WORKER_{delay}_SECONDS"] = "0"
     home = tempfile.mkdtemp(prefix="render-oracle-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     (Path(home) / ".prefect").mkdir()
@@ -80,6 +93,8 @@ import anyio  # noqa: E402
 import httpx  # noqa: E402
 from botocore.client import BaseClient  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
+from botocore.session import get_session  # noqa: E402
+from botocore.validate import validate_parameters  # noqa: E402
 from prefect.client.schemas.objects import Flow, FlowRun, WorkPool  # noqa: E402
 from prefect.client.schemas.responses import DeploymentResponse  # noqa: E402
 from prefect.exceptions import ObjectNotFound  # noqa: E402
@@ -174,6 +189,11 @@ def _client_error(operation: str, code: str, message: str) -> ClientError:
 
 
 class FakeEcs(Unfaked):
+    """boto3 checks parameters against the service model before sending; so does this fake (e.g. an
+    explicit `"cluster": null` never reaches AWS, boto3 raises ParamValidationError)."""
+
+    model = get_session().get_service_model("ecs")
+
     def __init__(self, region: str, known: dict[str, Any]) -> None:
         self.meta = SimpleNamespace(region_name=region)
         self.known = known
@@ -203,11 +223,16 @@ class FakeEcs(Unfaked):
         }
         return {"taskDefinition": definition}
 
+    def _validate(self, operation: str, params: dict[str, Any]) -> None:
+        validate_parameters(params, self.model.operation_model(operation).input_shape)
+
     def register_task_definition(self, **definition: Any) -> dict[str, Any]:
+        self._validate("RegisterTaskDefinition", definition)
         arn = self._arn(f"task-definition/{definition['family']}:1")
         return {"taskDefinition": {**copy.deepcopy(definition), "taskDefinitionArn": arn, "revision": 1}}
 
     def run_task(self, **request: Any) -> dict[str, Any]:
+        self._validate("RunTask", request)
         self.run_task_request = copy.deepcopy(request)
         cluster = request.get("cluster") or "default"
         cluster_arn = cluster if cluster.startswith("arn:") else self._arn(f"cluster/{cluster}")

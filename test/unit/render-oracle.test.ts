@@ -130,6 +130,7 @@ beforeAll(async () => {
       },
     ),
     networkWithoutVpc: oracleCase(template, { network_configuration: { subnets: ['subnet-c'] } }),
+    nullCluster: oracleCase(template, { cluster: null }),
   };
   // This machine's own Prefect and AWS settings must not reach the answer.
   const leakyEnv = {
@@ -247,6 +248,15 @@ describe('render oracle', () => {
         message: expect.stringContaining(
           'You must provide a `vpc_id` to enable custom `network_configuration`.',
         ),
+      },
+    });
+  });
+
+  it('fails like boto3 when the unpruned request carries an explicit null', () => {
+    expect(answers.nullCluster).toEqual({
+      error: {
+        type: 'ParamValidationError',
+        message: expect.stringContaining('Invalid type for parameter cluster, value: None'),
       },
     });
   });
