@@ -89,4 +89,5 @@ export const launcherErrorNames: readonly string[] = [
   FlowRunNotPendingError,
   DeploymentNotFoundError,
   TaskDefinitionRegistrationError,
+  InvalidEventError,
 ].map((c) => c.errorName);

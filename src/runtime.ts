@@ -21,6 +21,8 @@ export interface AwsClientSettings {
 /** Everything a Lambda needs, built once per cold start and reused by every invocation. */
 export interface Runtime {
   config: LauncherConfig;
+  /** The AWS region the clients use (the awslogs options name it). */
+  region: string;
   log: Logger;
   prefect: PrefectClient;
   aws: { sfn: SFNClient; ecs: ECSClient; ec2: EC2Client };
@@ -37,11 +39,13 @@ export async function createRuntime(
     secrets: () => createSecretsManagerClient(aws),
     ssm: () => createSsmClient(aws),
   });
+  const ecs = createEcsClient(aws);
   return {
     config,
+    region: await ecs.config.region(),
     log,
     prefect: createPrefectClient(config.prefect, credential),
-    aws: { sfn: createSfnClient(aws), ecs: createEcsClient(aws), ec2: createEc2Client(aws) },
+    aws: { sfn: createSfnClient(aws), ecs, ec2: createEc2Client(aws) },
   };
 }
 

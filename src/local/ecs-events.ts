@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import type { Task } from '@aws-sdk/client-ecs';
+import type { EcsTaskApi } from './run-task-sync';
+
+/** An EventBridge event as AWS delivers "ECS Task State Change" to a Lambda target. */
+export interface TaskStateChangeEvent {
+  version: '0';
+  id: string;
+  'detail-type': 'ECS Task State Change';
+  source: 'aws.ecs';
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: Record<string, unknown>;
+}
+
+/** ECS events carry the task with ISO timestamps, as JSON does. */
+function toEventDetail(task: Task): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(task)) as Record<string, unknown>;
+}
+
+export function taskStateChangeEvent(task: Task, region = 'us-east-1'): TaskStateChangeEvent {
+  const account = task.taskArn?.split(':')[4] ?? '123456789012';
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'ECS Task State Change',
+    source: 'aws.ecs',
+    account,
+    time: new Date().toISOString(),
+    region,
+    resources: task.taskArn ? [task.taskArn] : [],
+    detail: toEventDetail(task),
+  };
+}
+
+/**
+ * moto emits no ECS events (../shared/reference/test-infra.md §1.5), so offline the ECS API used by the
+ * `.sync` emulation reports what AWS would: a PENDING event once the task exists, RUNNING when moto says so,
+ * and STOPPED when it stops — each delivered to `deliver` (the report handler's code).
+ */
+export function withTaskStateChangeEvents(
+  ecs: EcsTaskApi,
+  deliver: (event: TaskStateChangeEvent) => Promise<unknown>,
+): EcsTaskApi {
+  const lastSent = new Map<string, string>();
+  const emit = async (task: Task, status: string) => {
+    if (!task.taskArn || lastSent.get(task.taskArn) === status) return;
+    lastSent.set(task.taskArn, status);
+    await deliver(taskStateChangeEvent({ ...task, lastStatus: status }));
+  };
+  return {
+    async runTask(request) {
+      const out = await ecs.runTask(request);
+      const task = out.tasks?.[0];
+      if (task) await emit(task, 'PENDING');
+      return out;
+    },
+    async describeTask(cluster, taskArn) {
+      const task = await ecs.describeTask(cluster, taskArn);
+      if (task?.lastStatus === 'RUNNING' || task?.lastStatus === 'STOPPED') await emit(task, task.lastStatus);
+      return task;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { listExecutions, readExecutionInput } from '../aws/sfn';
+import type { ExecutionResult, LocalLaunchMachine, RunningExecution } from './launch-machine';
+
+/**
+ * Plays Step Functions offline: moto records the executions the poll starts (with AWS's name idempotency)
+ * but cannot run our definition, so this picks up each new execution and runs the very same definition
+ * locally, once per execution name.
+ */
+export class LocalExecutor {
+  private readonly running = new Map<string, RunningExecution>();
+  private readonly finished = new Map<string, ExecutionResult>();
+
+  constructor(
+    private readonly sfn: SFNClient,
+    private readonly stateMachineArn: string,
+    private readonly machine: LocalLaunchMachine,
+    /** Executions run here at once; the rest wait for a slot (Step Functions has no such limit, a laptop does). */
+    private readonly maxRunning = 16,
+  ) {}
+
+  /** Starts executions moto has that are not yet running here, up to the limit; returns how many it started. */
+  async pickUp(): Promise<number> {
+    let started = 0;
+    for (const execution of await listExecutions(this.sfn, this.stateMachineArn, 'RUNNING')) {
+      const name = execution.name;
+      if (!name || !execution.executionArn || this.running.has(name) || this.finished.has(name)) continue;
+      if (this.running.size >= this.maxRunning) break;
+      const input = await readExecutionInput(this.sfn, execution.executionArn);
+      const run = this.machine.start(name, input);
+      this.running.set(name, run);
+      started += 1;
+      void run.result.then((result) => {
+        this.running.delete(name);
+        this.finished.set(name, result);
+      });
+    }
+    return started;
+  }
+
+  /** Aborts one execution, as StopExecution does on AWS. */
+  abort(name: string): boolean {
+    const run = this.running.get(name);
+    run?.abort();
+    return Boolean(run);
+  }
+
+  /** Runs every execution moto has until none is left, `maxRunning` at a time. */
+  async settle(): Promise<Map<string, ExecutionResult>> {
+    await this.pickUp();
+    while (this.running.size) {
+      await Promise.race([...this.running.values()].map((r) => r.result));
+      // Let the finished execution's bookkeeping run before looking for the next ones.
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.pickUp();
+    }
+    return this.finished;
+  }
+
+  results(): ReadonlyMap<string, ExecutionResult> {
+    return this.finished;
+  }
+}

@@ -1,0 +1,33 @@
+import { describeTask, runTask } from '../aws/ecs';
+import { runCrash, runPrepare, runReport } from '../launch/entrypoints';
+import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
+import type { Runtime } from '../runtime';
+import { withTaskStateChangeEvents } from './ecs-events';
+import { LocalLaunchMachine } from './launch-machine';
+
+/**
+ * The launch state machine bound offline to the launcher's own code: Prepare and Crash call what the
+ * prepare and crash handlers call (after the same event validation), RunTask runs against moto's ECS, and
+ * the ECS events AWS would send go to the report handler's code.
+ */
+export function localLaunchMachine(
+  rt: Runtime,
+  options: {
+    retryIntervalMs?: number;
+    pollIntervalMs?: number;
+    ecs?: Parameters<typeof withTaskStateChangeEvents>[0];
+  } = {},
+): LocalLaunchMachine {
+  const ecs = options.ecs ?? {
+    runTask: (request) => runTask(rt.aws.ecs, request),
+    describeTask: (cluster, taskArn) => describeTask(rt.aws.ecs, cluster, taskArn),
+  };
+  return new LocalLaunchMachine(
+    {
+      prepare: (input) => runPrepare(rt, parsePrepareEvent(input)),
+      crash: (input) => runCrash(rt, parseCrashEvent(input)),
+      ecs: withTaskStateChangeEvents(ecs, (event) => runReport(rt, parseTaskStateChangeEvent(event))),
+    },
+    options,
+  );
+}

@@ -1,0 +1,60 @@
+import type { Context } from 'aws-lambda';
+import { handler as crash } from '../../handlers/crash';
+import { handler as poll } from '../../handlers/poll';
+import { handler as prepare } from '../../handlers/prepare';
+import { handler as report } from '../../handlers/report';
+import { taskStateChangeEvent } from '../../src/local/ecs-events';
+import { arrangeDeployment, stackUrls } from '../harness/env';
+import { createLaunchStateMachine } from '../harness/launcher';
+
+const context = { functionName: 'test', awsRequestId: 'r-1' } as Context;
+
+/** The handlers exactly as Lambda loads them: configuration from the environment, AWS endpoint from the SDK's. */
+beforeAll(async () => {
+  const { pool } = await arrangeDeployment();
+  Object.assign(process.env, {
+    PREFECT_API_URL: stackUrls().prefectApiUrl,
+    LAUNCHER_WORK_POOL: pool,
+    LAUNCHER_STATE_MACHINE_ARN: await createLaunchStateMachine(),
+    AWS_ENDPOINT_URL: stackUrls().motoUrl,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+  });
+});
+
+describe('Lambda handlers', () => {
+  it('poll accepts a scheduled event and polls', async () => {
+    const event = {
+      source: 'aws.events',
+      'detail-type': 'Scheduled Event',
+      detail: {},
+      time: new Date().toISOString(),
+    };
+    await expect(poll(event, context)).resolves.toMatchObject({ due: 0 });
+  });
+
+  it('poll refuses an event that is not a schedule', async () => {
+    await expect(poll({ Records: [] }, context)).rejects.toMatchObject({ name: 'InvalidEventError' });
+  });
+
+  it('prepare and crash refuse input without a flow run id, naming what they expect', async () => {
+    await expect(prepare({ flowRunId: 'nope' }, context)).rejects.toThrow(
+      'the prepare function expects {"flowRunId": "<flow run UUID>", …}',
+    );
+    await expect(crash({}, context)).rejects.toMatchObject({ name: 'InvalidEventError' });
+  });
+
+  it('report ignores tasks the launcher did not start and refuses foreign events', async () => {
+    const event = taskStateChangeEvent({
+      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/c/1',
+      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/c',
+      lastStatus: 'STOPPED',
+      group: 'service:web',
+    });
+    await expect(report(event, context)).resolves.toBe('ignored');
+    await expect(report({ source: 'aws.s3', detail: {} }, context)).rejects.toMatchObject({
+      name: 'InvalidEventError',
+    });
+  });
+});

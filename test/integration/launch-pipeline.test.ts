@@ -1,0 +1,211 @@
+import { DescribeTasksCommand, ECSClient, ListTasksCommand, type Task } from '@aws-sdk/client-ecs';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { describeTask, runTask } from '../../src/aws/ecs';
+import { listExecutions } from '../../src/aws/sfn';
+import { runPoll } from '../../src/launch/entrypoints';
+import { LocalExecutor } from '../../src/local/executor';
+import { localLaunchMachine } from '../../src/local/launcher';
+import type { EcsTaskApi } from '../../src/local/run-task-sync';
+import defaultTemplate from '../../src/render/default-base-job-template.json';
+import type { Runtime } from '../../src/runtime';
+import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun } from '../harness/env';
+import { createCluster, createLaunchStateMachine, testRuntime } from '../harness/launcher';
+
+type FlowRunView = {
+  id: string;
+  state_type: string;
+  state_name: string;
+  infrastructure_pid: string | null;
+  labels: Record<string, string>;
+  state: { message: string | null };
+};
+
+const ecsClient = new ECSClient(awsTestConfig());
+const sfnClient = new SFNClient(awsTestConfig());
+
+async function tasksOf(cluster: string): Promise<Task[]> {
+  const arns = (await ecsClient.send(new ListTasksCommand({ cluster }))).taskArns ?? [];
+  if (!arns.length) return [];
+  const tasks: Task[] = [];
+  for (let i = 0; i < arns.length; i += 100) {
+    const out = await ecsClient.send(new DescribeTasksCommand({ cluster, tasks: arns.slice(i, i + 100) }));
+    tasks.push(...(out.tasks ?? []));
+  }
+  return tasks;
+}
+
+async function flowRun(id: string): Promise<FlowRunView> {
+  return prefectRaw<FlowRunView>('GET', `/flow_runs/${id}`);
+}
+
+async function logsOf(id: string): Promise<string[]> {
+  const logs = await prefectRaw<{ message: string }[]>('POST', '/logs/filter', {
+    logs: { flow_run_id: { any_: [id] } },
+  });
+  return logs.map((l) => l.message);
+}
+
+/** A launcher deployment in miniature: one pool, one cluster, the state machine in moto, the runtime. */
+async function launcher(
+  options: { jobVariables?: Record<string, unknown>; settings?: Record<string, string> } = {},
+) {
+  const cluster = await createCluster();
+  const { pool, deploymentId } = await arrangeDeployment({
+    baseJobTemplate: defaultTemplate,
+    jobVariables: { cluster, image: 'prefecthq/prefect:3-latest', ...options.jobVariables },
+  });
+  const stateMachineArn = await createLaunchStateMachine();
+  const rt = await testRuntime({
+    LAUNCHER_WORK_POOL: pool,
+    LAUNCHER_STATE_MACHINE_ARN: stateMachineArn,
+    ...options.settings,
+  });
+  return { cluster, pool, deploymentId, stateMachineArn, rt };
+}
+
+function executor(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
+  return new LocalExecutor(
+    sfnClient,
+    stateMachineArn,
+    localLaunchMachine(rt, { retryIntervalMs: 1, pollIntervalMs: 50, ...(ecs ? { ecs } : {}) }),
+  );
+}
+
+describe('launch pipeline: poll → Step Functions execution → Prepare → Wait → RunTask → report', () => {
+  it('launches a scheduled run as exactly one ECS task with the rendered definition, a log line and its pid', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId);
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    expect(await exec.pickUp()).toBe(1);
+    const results = await exec.settle();
+    expect(results.get(run.id)?.status).toBe('SUCCEEDED');
+
+    const tasks = await tasksOf(cluster);
+    expect(tasks).toHaveLength(1);
+    const [task] = tasks as [Task];
+    expect(task.group).toBe(`prefect-flow-run:${run.id}`);
+    expect(task.taskDefinitionArn).toMatch(/:task-definition\/prefect_pool-[0-9a-f]{8}_[0-9a-f-]{36}:1$/);
+    const env = task.overrides?.containerOverrides?.[0]?.environment ?? [];
+    expect(env).toContainEqual({ name: 'PREFECT__FLOW_RUN_ID', value: run.id });
+
+    const view = await flowRun(run.id);
+    expect(view.infrastructure_pid).toBe(`${task.clusterArn}::${task.taskArn}`);
+    expect(view.labels).toMatchObject({ 'prefect.worker.type': 'ecs' });
+    expect((await logsOf(run.id)).join('\n')).toMatch(
+      /will start an ECS task: task definition arn:aws:ecs:.*cluster/,
+    );
+  });
+
+  it('starts the task at, not before, the scheduled second of a run claimed early', async () => {
+    const { deploymentId, stateMachineArn, rt } = await launcher({
+      settings: { LAUNCHER_LOOKAHEAD_SECONDS: '30' },
+    });
+    const scheduled = new Date(Date.now() + 4_000);
+    const run = await scheduleFlowRun(deploymentId, { scheduledTime: scheduled });
+    expect((await runPoll(rt)).outcomes.started).toBe(1);
+    let ranAt = 0;
+    const ecs: EcsTaskApi = {
+      runTask: (request) => {
+        ranAt = Date.now();
+        return runTask(rt.aws.ecs, request);
+      },
+      describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
+    };
+    const exec = executor(rt, stateMachineArn, ecs);
+    await exec.pickUp();
+    await exec.settle();
+    expect(ranAt).toBeGreaterThanOrEqual(scheduled.getTime());
+    expect(ranAt - scheduled.getTime()).toBeLessThan(2_000);
+    expect((await flowRun(run.id)).state_type).not.toBe('SCHEDULED');
+  });
+
+  it('crashes a run whose job variables are invalid, naming the variable, and starts no task', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId, { jobVariables: { cpu: 1000, memory: 999999 } });
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    expect((await exec.settle()).get(run.id)?.status).toBe('FAILED');
+    const view = await flowRun(run.id);
+    expect(view.state_type).toBe('CRASHED');
+    expect(view.state.message).toMatch(
+      /^Failed to submit flow run to infrastructure: JobConfigurationError: .*cpu/,
+    );
+    expect(await tasksOf(cluster)).toHaveLength(0);
+  });
+
+  it('crashes a run whose cluster does not exist with a clear message', async () => {
+    const { deploymentId, stateMachineArn, rt } = await launcher({
+      jobVariables: { cluster: 'no-such-cluster' },
+    });
+    const run = await scheduleFlowRun(deploymentId);
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    await exec.settle();
+    const view = await flowRun(run.id);
+    expect(view.state_type).toBe('CRASHED');
+    expect(view.state.message).toBe(
+      "Failed to submit flow run to infrastructure: ClusterNotFoundException: Failed to run ECS task, cluster 'no-such-cluster' not found. Confirm that the cluster is configured in your region.",
+    );
+  });
+
+  it('retries RunTask failures[] (no capacity), then crashes the run, with one RunTask per attempt and no task', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId);
+    await runPoll(rt);
+    let attempts = 0;
+    const ecs: EcsTaskApi = {
+      runTask: async () => {
+        attempts += 1;
+        return { tasks: [], failures: [{ reason: 'Capacity is unavailable at this time.' }], $metadata: {} };
+      },
+      describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
+    };
+    const exec = executor(rt, stateMachineArn, ecs);
+    await exec.pickUp();
+    await exec.settle();
+    expect(attempts).toBe(5);
+    const view = await flowRun(run.id);
+    expect(view.state_type).toBe('CRASHED');
+    expect(view.state.message).toContain('capacity provider error: Capacity is unavailable at this time.');
+    expect(await tasksOf(cluster)).toHaveLength(0);
+  });
+
+  it('4 overlapping polls over 200 scheduled runs: each claimed once, one execution and one ECS task each', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
+      settings: { LAUNCHER_CONCURRENCY: '16' },
+    });
+    const runs = [];
+    // One at a time: the test server's SQLite answers concurrent writers with 503.
+    for (let i = 0; i < 200; i += 1) runs.push(await scheduleFlowRun(deploymentId));
+    const pollers = await Promise.all([1, 2, 3, 4].map(() => testRuntimeLike(rt)));
+    const summaries = await Promise.all(pollers.map((p) => runPoll(p)));
+    const started = summaries.reduce((n, s) => n + s.outcomes.started + s.outcomes['already-started'], 0);
+    expect(started).toBe(200);
+
+    const executions = await listExecutions(sfnClient, stateMachineArn);
+    expect(new Set(executions.map((e) => e.name)).size).toBe(200);
+    expect(executions).toHaveLength(200);
+
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    const results = await exec.settle();
+    expect([...results.values()].filter((r) => r.status === 'SUCCEEDED')).toHaveLength(200);
+
+    const tasks = await tasksOf(cluster);
+    expect(tasks).toHaveLength(200);
+    expect(new Set(tasks.map((t) => t.group)).size).toBe(200);
+    expect(new Set(tasks.map((t) => t.group))).toEqual(new Set(runs.map((r) => `prefect-flow-run:${r.id}`)));
+  }, 240_000);
+});
+
+/** Another poller of the same pool: a separate runtime, as a separate Lambda container would have. */
+function testRuntimeLike(rt: Runtime): Promise<Runtime> {
+  return testRuntime({
+    LAUNCHER_WORK_POOL: rt.config.workPool,
+    LAUNCHER_STATE_MACHINE_ARN: rt.config.stateMachineArn ?? '',
+    LAUNCHER_CONCURRENCY: String(rt.config.concurrency),
+  });
+}
