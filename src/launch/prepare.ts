@@ -1,24 +1,14 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { ECSClient, RunTaskCommandInput } from '@aws-sdk/client-ecs';
+import type { ECSClient } from '@aws-sdk/client-ecs';
 import { assertSubnetsInVpc, discoverSubnets } from '../aws/ec2';
 import { describeTaskDefinition, findOrRegisterTaskDefinition } from '../aws/ecs';
-import { DeploymentNotFoundError, FlowRunNotPendingError, PayloadTooLargeError } from '../errors';
+import { FlowRunNotPendingError, PayloadTooLargeError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { LogLevel } from '../prefect/types';
-import defaultBaseJobTemplate from '../render/default-base-job-template.json';
-import { type ContainerCredential, prepareJobConfiguration } from '../render/job-configuration';
-import {
-  buildRunTaskRequest,
-  type NetworkInput,
-  planNetwork,
-  requestedTaskDefinition,
-  type TaskDefinitionInfo,
-  taskDefinitionInfo,
-  validateTaskDefinition,
-} from '../render/run-task-request';
-import { buildTaskDefinition } from '../render/task-definition';
-import type { BaseJobTemplate, EcsJobConfiguration } from '../render/types';
+import type { ContainerCredential } from '../render/job-configuration';
+import { type RenderJobIo, readRenderSources, renderJob, taskGroupFor } from '../render/render-job';
+import type { TemplateReferenceReader } from '../render/types';
 import { toPascalCase } from './casing';
 
 export type PreparePrefect = Pick<
@@ -67,9 +57,24 @@ export interface PreparedLaunch {
  */
 export const MAX_REQUEST_BYTES = 200 * 1024;
 
-/** The ECS task group the launcher gives each task: the report path maps events back to the flow run by it. */
-export function taskGroupFor(flowRunId: string): string {
-  return `prefect-flow-run:${flowRunId}`;
+export { taskGroupFor };
+
+/**
+ * How the launcher reaches AWS while rendering: task definitions described, found or registered in ECS,
+ * subnets from EC2. The CLI's dry run uses the same, minus the registration.
+ */
+export function awsRenderIo(
+  references: TemplateReferenceReader,
+  ecs: ECSClient,
+  ec2: EC2Client,
+): RenderJobIo {
+  return {
+    references,
+    describeTaskDefinition: (ref) => describeTaskDefinition(ecs, ref),
+    resolveTaskDefinition: (definition, options) => findOrRegisterTaskDefinition(ecs, definition, options),
+    discoverSubnets: (vpcId) => discoverSubnets(ec2, vpcId),
+    assertSubnetsInVpc: (vpcId, subnets) => assertSubnetsInVpc(ec2, vpcId, subnets),
+  };
 }
 
 /**
@@ -84,42 +89,22 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   if (stateType !== 'PENDING') {
     throw new FlowRunNotPendingError(`flow run ${flowRunId} is ${run.state_name ?? stateType}, not Pending`);
   }
-  const deployment = run.deployment_id ? await prefect.readDeployment(run.deployment_id) : null;
-  if (run.deployment_id && !deployment) {
-    throw new DeploymentNotFoundError(`Deployment ${run.deployment_id} no longer exists, cancelled run.`);
-  }
-  const [flow, pool] = await Promise.all([
-    prefect.readFlow(run.flow_id),
-    prefect.readWorkPool(run.work_pool_name ?? settings.workPool),
-  ]);
-  const poolName = pool?.name ?? settings.workPool;
-  const template = hasJobConfiguration(pool?.base_job_template)
-    ? pool.base_job_template
-    : (defaultBaseJobTemplate as unknown as BaseJobTemplate);
-
-  const config = await prepareJobConfiguration({
-    template,
-    deployment,
-    flowRun: run,
-    flow,
-    workPool: { id: pool?.id ?? '', name: poolName },
-    workerName: settings.workerName,
-    apiUrl: settings.apiUrl,
-    containerCredential: settings.containerCredential,
-    references: prefect,
-  });
-  if (!config.cluster && settings.defaultCluster) config.cluster = settings.defaultCluster;
-
-  const taskDefinition = await resolveTaskDefinition(deps, config, {
-    workPoolName: poolName,
-    deploymentId: run.deployment_id ?? null,
-    flowId: run.flow_id,
-    region: settings.region,
-  });
-  const request: RunTaskCommandInput = {
-    ...buildRunTaskRequest(config, taskDefinition, await resolveNetwork(deps, config, taskDefinition)),
-    group: taskGroupFor(flowRunId),
-  };
+  const sources = await readRenderSources(prefect, run, settings.workPool);
+  const poolName = sources.workPool.name;
+  const rendered = await renderJob(
+    {
+      ...sources,
+      flowRun: run,
+      workerName: settings.workerName,
+      apiUrl: settings.apiUrl,
+      containerCredential: settings.containerCredential,
+      region: settings.region,
+      defaultCluster: settings.defaultCluster,
+    },
+    awsRenderIo(prefect, deps.ecs, deps.ec2),
+  );
+  const request = rendered.runTaskRequest;
+  const taskDefinition = { arn: rendered.taskDefinitionArn, registered: rendered.registered };
   const runTask = toPascalCase(request);
   const size = Buffer.byteLength(JSON.stringify(runTask));
   if (size > MAX_REQUEST_BYTES) {
@@ -133,7 +118,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     'prefect.worker.name': settings.workerName,
     'prefect.worker.type': 'ecs',
     'prefect.work-pool.name': poolName,
-    ...(pool?.id ? { 'prefect.work-pool.id': pool.id } : {}),
+    ...(sources.workPool.id ? { 'prefect.work-pool.id': sources.workPool.id } : {}),
   });
   const placement = request.capacityProviderStrategy?.length
     ? `capacity providers ${request.capacityProviderStrategy.map((c) => c.capacityProvider).join(', ')}`
@@ -149,44 +134,4 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     taskDefinitionArn: taskDefinition.arn,
     registered: taskDefinition.registered ?? false,
   };
-}
-
-function hasJobConfiguration(template: unknown): template is BaseJobTemplate {
-  return (
-    typeof template === 'object' &&
-    template !== null &&
-    typeof (template as { job_configuration?: unknown }).job_configuration === 'object'
-  );
-}
-
-async function resolveTaskDefinition(
-  deps: PrepareDeps,
-  config: EcsJobConfiguration,
-  ctx: Parameters<typeof buildTaskDefinition>[1],
-): Promise<TaskDefinitionInfo> {
-  const named = requestedTaskDefinition(config);
-  if (named) return describeTaskDefinition(deps.ecs, named);
-  const definition = buildTaskDefinition(config, ctx);
-  // Checked before registering, so a bad configuration never leaves a revision behind.
-  validateTaskDefinition(taskDefinitionInfo('', definition), config);
-  return findOrRegisterTaskDefinition(deps.ecs, definition, {
-    autoDeregister: config.auto_deregister_task_definition,
-  });
-}
-
-async function resolveNetwork(
-  deps: PrepareDeps,
-  config: EcsJobConfiguration,
-  taskDefinition: TaskDefinitionInfo,
-): Promise<NetworkInput> {
-  const plan = planNetwork(config, taskDefinition);
-  switch (plan.kind) {
-    case 'none':
-      return {};
-    case 'check':
-      await assertSubnetsInVpc(deps.ec2, plan.vpcId, plan.subnets);
-      return {};
-    case 'discover':
-      return { discoveredSubnets: await discoverSubnets(deps.ec2, plan.vpcId) };
-  }
 }
