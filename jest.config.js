@@ -25,7 +25,8 @@ module.exports = {
       setupFiles,
       globalSetup: '<rootDir>/test/harness/global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
-      testTimeout: 60000,
     },
   ],
+  // A root option (projects do not take it): integration tests wait on real servers, on 2 shared cores in CI.
+  testTimeout: 60000,
 };

@@ -29,6 +29,12 @@ export interface LauncherConfig {
   workQueues: string[];
   /** Default ECS cluster when the job has none (name or ARN); undefined means the job's or ECS's default. */
   cluster: string | undefined;
+  /**
+   * Execution role for jobs whose pool and deployment name none. It lets ECS read the Prefect credential
+   * secret for the flow container, so pools made for the resident worker (which passed the key in plain
+   * environment variables) work unchanged.
+   */
+  executionRoleArn: string | undefined;
   /** ARN of the launch state machine; only the poll function needs it. */
   stateMachineArn: string | undefined;
   /** How often the schedule invokes the poll; Prefect marks the launcher offline after 3 missed heartbeats. */
@@ -160,6 +166,12 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
       `LAUNCHER_STATE_MACHINE_ARN is not a state machine ARN: ${JSON.stringify(stateMachineArn)}; it looks like arn:aws:states:<region>:<account>:stateMachine:<name>`,
     );
   }
+  const executionRoleArn = text(env, 'LAUNCHER_EXECUTION_ROLE_ARN');
+  if (executionRoleArn && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(executionRoleArn)) {
+    throw new ConfigError(
+      `LAUNCHER_EXECUTION_ROLE_ARN is not an IAM role ARN: ${JSON.stringify(executionRoleArn)}; it looks like arn:aws:iam::<account>:role/<name>`,
+    );
+  }
   const workPool = required(env, 'LAUNCHER_WORK_POOL', 'the name of your ecs work pool, e.g. my-ecs-pool');
   if (/[/%]/.test(workPool)) {
     throw new ConfigError(`LAUNCHER_WORK_POOL ${JSON.stringify(workPool)} must not contain '/' or '%'`);
@@ -173,6 +185,7 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     workPool,
     workQueues,
     cluster: text(env, 'LAUNCHER_CLUSTER'),
+    executionRoleArn,
     stateMachineArn,
     pollIntervalSeconds: integer(env, 'LAUNCHER_POLL_INTERVAL_SECONDS', 60, 5, 60),
     lookaheadSeconds: integer(env, 'LAUNCHER_LOOKAHEAD_SECONDS', 90, 0, 3600),

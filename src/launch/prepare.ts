@@ -8,7 +8,7 @@ import type { PrefectClient } from '../prefect/client';
 import { LogLevel } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
 import { type RenderJobIo, readRenderSources, renderJob, taskGroupFor } from '../render/render-job';
-import type { TemplateReferenceReader } from '../render/types';
+import type { BaseJobTemplate, JsonObject, TemplateReferenceReader } from '../render/types';
 import { toPascalCase } from './casing';
 
 export type PreparePrefect = Pick<
@@ -29,6 +29,8 @@ export interface PrepareSettings {
   workerName: string;
   apiUrl: string;
   containerCredential: ContainerCredential;
+  /** LAUNCHER_EXECUTION_ROLE_ARN: the pool default for `execution_role_arn` when the pool has none. */
+  defaultExecutionRoleArn: string | undefined;
   /** LAUNCHER_CLUSTER: the cluster for jobs that name none. */
   defaultCluster: string | undefined;
   region: string;
@@ -94,6 +96,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   const rendered = await renderJob(
     {
       ...sources,
+      template: withPoolDefault(sources.template, 'execution_role_arn', settings.defaultExecutionRoleArn),
       flowRun: run,
       workerName: settings.workerName,
       apiUrl: settings.apiUrl,
@@ -134,4 +137,20 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     taskDefinitionArn: taskDefinition.arn,
     registered: taskDefinition.registered ?? false,
   };
+}
+
+/**
+ * The template with a launcher setting as the default of one of its variables, where the pool sets none:
+ * it then ranks as a pool default (below deployment and flow-run job variables).
+ */
+function withPoolDefault(
+  template: BaseJobTemplate,
+  variable: string,
+  value: string | undefined,
+): BaseJobTemplate {
+  const property = template.variables.properties?.[variable];
+  if (!value || !property || (property.default !== undefined && property.default !== null)) return template;
+  const copy = structuredClone(template);
+  (copy.variables.properties as Record<string, JsonObject>)[variable] = { ...property, default: value };
+  return copy;
 }

@@ -1,4 +1,11 @@
-import { DescribeTasksCommand, ECSClient, ListTasksCommand, type Task } from '@aws-sdk/client-ecs';
+import {
+  DescribeTaskDefinitionCommand,
+  DescribeTasksCommand,
+  ECSClient,
+  ListTasksCommand,
+  type Task,
+} from '@aws-sdk/client-ecs';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { describeTask, runTask } from '../../src/aws/ecs';
 import { listExecutions } from '../../src/aws/sfn';
@@ -95,6 +102,39 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect((await logsOf(run.id)).join('\n')).toMatch(
       /will start an ECS task: task definition arn:aws:ecs:.*cluster/,
     );
+  });
+
+  it('passes a secret credential to the container only as an ECS secret, with the launcher default execution role', async () => {
+    const secrets = new SecretsManagerClient(awsTestConfig());
+    const { ARN: secretArn } = await secrets.send(
+      new CreateSecretCommand({ Name: `prefect-key-${Date.now()}`, SecretString: 'pnu_test_secret_value' }),
+    );
+    const role = 'arn:aws:iam::123456789012:role/prefect-ecs-launcher-execution';
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
+      settings: { PREFECT_API_KEY_SECRET_ARN: secretArn ?? '', LAUNCHER_EXECUTION_ROLE_ARN: role },
+    });
+    const run = await scheduleFlowRun(deploymentId);
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    const results = await exec.settle();
+    expect(results.get(run.id)?.status).toBe('SUCCEEDED');
+
+    const [task] = (await tasksOf(cluster)) as [Task];
+    const definition = (
+      await ecsClient.send(new DescribeTaskDefinitionCommand({ taskDefinition: task.taskDefinitionArn }))
+    ).taskDefinition;
+    expect(definition?.executionRoleArn).toBe(role);
+    expect(definition?.containerDefinitions?.[0]?.secrets).toEqual([
+      { name: 'PREFECT_API_KEY', valueFrom: secretArn },
+    ]);
+    const everything = JSON.stringify({
+      task,
+      definition,
+      results: [...results.values()],
+      logs: await logsOf(run.id),
+    });
+    expect(everything).not.toContain('pnu_test_secret_value');
   });
 
   it('starts the task at, not before, the scheduled second of a run claimed early', async () => {

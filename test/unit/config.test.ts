@@ -235,6 +235,7 @@ describe('parseConfig', () => {
       workPool: 'my-ecs-pool',
       workQueues: ['high', 'low', 'default'],
       cluster: 'prod',
+      executionRoleArn: undefined,
       stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:prefect-launch_1',
       pollIntervalSeconds: 60,
       lookaheadSeconds: 30,
