@@ -10,4 +10,10 @@ bash scripts/python-env.sh
 
 npx tsc -p tsconfig.json --noEmit
 npx biome check .
-npx jest --ci "$@"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+status=0
+npx jest --ci --json --outputFile="$results" "$@" || status=$?
+# One plain closing line that any CI log reader understands.
+node -e 'const r = require(process.argv[1]); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" || true
+exit "$status"
