@@ -112,7 +112,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   const size = Buffer.byteLength(JSON.stringify(runTask));
   if (size > MAX_REQUEST_BYTES) {
     throw new PayloadTooLargeError(
-      `the RunTask request for flow run ${flowRunId} is ${size} bytes, over the ${MAX_REQUEST_BYTES} bytes a Step Functions state can carry; shrink the job's env (put large values in the image, a file or a secret) or its overrides`,
+      `the RunTask request for flow run ${flowRunId} is ${size} bytes, over the ${MAX_REQUEST_BYTES} bytes the launcher allows so that its execution stays within Step Functions' 256 KiB payload limit; shrink the job's env (put large values in the image, a file or a secret) or its overrides`,
     );
   }
 

@@ -175,6 +175,23 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(await tasksOf(cluster)).toHaveLength(0);
   });
 
+  it('crashes a run whose RunTask request would not fit a Step Functions payload, saying what to shrink', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId, {
+      jobVariables: { env: { BIG: 'x'.repeat(210 * 1024) } },
+    });
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    await exec.settle();
+    const view = await flowRun(run.id);
+    expect(view.state_type).toBe('CRASHED');
+    expect(view.state.message).toMatch(
+      /^Failed to submit flow run to infrastructure: PayloadTooLargeError: the RunTask request .* shrink the job's env/,
+    );
+    expect(await tasksOf(cluster)).toHaveLength(0);
+  });
+
   it('crashes a run whose cluster does not exist with a clear message', async () => {
     const { deploymentId, stateMachineArn, rt } = await launcher({
       jobVariables: { cluster: 'no-such-cluster' },
