@@ -191,13 +191,18 @@ function splitCommand(command: string): string[] {
   }
 }
 
-/** Override environment: a dict becomes [{name, value}], and entries whose value is null go (ECS refuses them). */
-function overrideEnvironment(value: unknown, container: unknown): Obj[] {
+/**
+ * Override environment: a dict becomes [{name, value}], and entries whose value is null go (ECS refuses them).
+ * Entries named in `replaced` go too: the job's env replaces them (with Python `str()` values, so a
+ * template's `"environment": "{{ env }}"` may hold non-strings there).
+ */
+function overrideEnvironment(value: unknown, container: unknown, replaced: ReadonlySet<string>): Obj[] {
   const items = isObject(value)
     ? Object.entries(value).map(([name, v]) => ({ name, value: v }) as Obj)
     : objectList(value, `The environment of container override ${pyRepr(container)}`);
   return items.filter((item) => {
     if (item.value === null || item.value === undefined) return false;
+    if (typeof item.name === 'string' && replaced.has(item.name)) return false;
     if (typeof item.value !== 'string') {
       throw new JobConfigurationError(
         `Environment variable ${pyRepr(item.name)} of container override ${pyRepr(container)} must be a string, got ${pyRepr(item.value)}.`,
@@ -357,7 +362,8 @@ export function buildRunTaskRequest(
 
   for (const container of containerOverrides) {
     if (typeof container.command === 'string') container.command = splitCommand(container.command);
-    container.environment = overrideEnvironment(container.environment, container.name);
+    const replaced = new Set(container === flowContainer ? Object.keys(config.env ?? {}) : []);
+    container.environment = overrideEnvironment(container.environment, container.name, replaced);
   }
 
   if (pyTruthy(overrides.cpu)) overrides.cpu = String(overrides.cpu);
