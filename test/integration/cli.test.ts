@@ -1,0 +1,209 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ECSClient, ListTaskDefinitionsCommand } from '@aws-sdk/client-ecs';
+import defaultTemplate from '../../src/render/default-base-job-template.json';
+import { taskGroupFor } from '../../src/render/render-job';
+import { awsTestConfig, prefectRaw, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
+
+/**
+ * The CLI as a user runs it (the bin, in a child process) against the real Prefect server and moto: the
+ * AWS SDK finds moto through AWS_ENDPOINT_URL, as it would find AWS through the usual settings.
+ */
+const bin = path.join(__dirname, '..', '..', 'bin', 'prefect-ecs-launcher.js');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-integration-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const { prefectApiUrl, motoUrl } = stackUrls();
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: dir,
+          PREFECT_API_URL: prefectApiUrl,
+          AWS_ENDPOINT_URL: motoUrl,
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_REGION: 'us-east-1',
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          ...env,
+        },
+      },
+      (err, stdout, stderr) => resolve({ status: err ? Number(err.code) : 0, stdout, stderr }),
+    );
+  });
+}
+
+function file(name: string, content: unknown): string {
+  const at = path.join(dir, name);
+  fs.writeFileSync(at, JSON.stringify(content));
+  return at;
+}
+
+type Pool = { id: string; type: string; base_job_template: unknown };
+
+/** A template whose image variable defaults to something the test can recognise. */
+const customTemplate = structuredClone(defaultTemplate) as {
+  variables: { properties: { image: { default: unknown } } };
+};
+customTemplate.variables.properties.image.default = 'example/etl:from-pool';
+
+async function defaultVpcSubnets(): Promise<string[]> {
+  const ec2 = new EC2Client(awsTestConfig());
+  const vpcs = await ec2.send(
+    new DescribeVpcsCommand({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }),
+  );
+  const vpcId = vpcs.Vpcs?.[0]?.VpcId ?? '';
+  const subnets = await ec2.send(
+    new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }),
+  );
+  return (subnets.Subnets ?? []).map((s) => s.SubnetId ?? '');
+}
+
+describe('prefect-ecs-launcher against Prefect and moto', () => {
+  const pool = uniqueName('cli-pool');
+
+  it('creates an ecs pool with the default template, refuses to create it twice, and updates its template', async () => {
+    const created = await cli(['pool', 'create', pool]);
+    expect(created).toMatchObject({ status: 0, stderr: '' });
+    expect(created.stdout).toMatch(
+      new RegExp(`^created work pool '${pool}' \\(type ecs, id [0-9a-f-]{36}\\)`),
+    );
+    const read = await prefectRaw<Pool>('GET', `/work_pools/${pool}`);
+    expect(read.type).toBe('ecs');
+    expect(read.base_job_template).toEqual(defaultTemplate);
+
+    const again = await cli(['pool', 'create', pool]);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/^prefect-ecs-launcher pool: work pool '.*' already exists .*pool update/);
+
+    const updated = await cli(['pool', 'update', pool, '--template', file('template.json', customTemplate)]);
+    expect(updated).toMatchObject({ status: 0, stderr: '' });
+    expect(updated.stdout).toMatch(
+      new RegExp(
+        `^updated work pool '${pool}' \\(type ecs, id ${read.id}\\): base job template is now the base job template in .*template\\.json\n$`,
+      ),
+    );
+    const reread = await prefectRaw<Pool>('GET', `/work_pools/${pool}`);
+    expect(reread).toMatchObject({ id: read.id, base_job_template: customTemplate });
+  });
+
+  it('refuses to update a pool that does not exist', async () => {
+    const missing = uniqueName('no-pool');
+    const run = await cli(['pool', 'update', missing]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe(
+      `prefect-ecs-launcher pool: work pool '${missing}' does not exist at ${stackUrls().prefectApiUrl}; create it with prefect-ecs-launcher pool create ${missing}\n`,
+    );
+  });
+
+  it('renders a scheduled run of a deployment in that pool without registering or starting anything', async () => {
+    const flow = await prefectRaw<{ id: string; name: string }>('POST', '/flows/', {
+      name: uniqueName('flow'),
+    });
+    const deployment = await prefectRaw<{ id: string; name: string }>('POST', '/deployments/', {
+      name: uniqueName('dep'),
+      flow_id: flow.id,
+      work_pool_name: pool,
+      work_queue_name: 'default',
+      job_variables: { cpu: 512, memory: 1024, env: { STAGE: 'test' } },
+      entrypoint: 'flows.py:my_flow',
+      enforce_parameter_schema: false,
+    });
+    const run = await scheduleFlowRun(deployment.id, { jobVariables: { cluster: 'cli-cluster' } });
+    const poolId = (await prefectRaw<Pool>('GET', `/work_pools/${pool}`)).id;
+
+    const rendered = await cli(['render', '--flow-run-id', run.id]);
+    expect(rendered).toMatchObject({ status: 0, stderr: '' });
+    const family = `prefect_${pool}_${deployment.id}`;
+    const output = JSON.parse(rendered.stdout);
+    expect(output.taskDefinition).toEqual({
+      family,
+      containerDefinitions: [{ name: 'prefect', image: 'example/etl:from-pool' }],
+      cpu: '512',
+      memory: '1024',
+      requiresCompatibilities: ['FARGATE'],
+      networkMode: 'awsvpc',
+    });
+    expect(output.runTaskRequest).toMatchObject({
+      cluster: 'cli-cluster',
+      launchType: 'FARGATE',
+      taskDefinition: `arn:aws:ecs:us-east-1:123456789012:task-definition/${family}:1`,
+      group: taskGroupFor(run.id),
+      networkConfiguration: {
+        awsvpcConfiguration: {
+          subnets: await defaultVpcSubnets(),
+          assignPublicIp: 'ENABLED',
+          securityGroups: [],
+        },
+      },
+    });
+    expect(output.runTaskRequest.overrides.containerOverrides[0].environment).toEqual(
+      expect.arrayContaining([
+        { name: 'PREFECT_API_URL', value: stackUrls().prefectApiUrl },
+        { name: 'PREFECT__FLOW_RUN_ID', value: run.id },
+        { name: 'PREFECT__DEPLOYMENT_NAME', value: deployment.name },
+        { name: 'STAGE', value: 'test' },
+      ]),
+    );
+    expect(output.runTaskRequest.tags).toContainEqual({ key: 'prefect.io/work-pool-id', value: poolId });
+
+    const ecs = new ECSClient(awsTestConfig());
+    const families = await ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: family }));
+    expect(families.taskDefinitionArns).toEqual([]);
+    const view = await prefectRaw<{ state_type: string; labels: Record<string, unknown> }>(
+      'GET',
+      `/flow_runs/${run.id}`,
+    );
+    expect(view.state_type).toBe('SCHEDULED');
+    expect(view.labels).not.toHaveProperty('prefect.worker.type');
+  });
+
+  it('renders a template file offline, reading its variable references from the Prefect API', async () => {
+    const name = uniqueName('flow_image').replaceAll('-', '_');
+    await prefectRaw('POST', '/variables/', { name, value: 'example/etl:from-variable' });
+    const deploymentFile = file('deployment.json', {
+      id: '5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b',
+      name: 'nightly',
+      job_variables: { image: `{{ prefect.variables.${name} }}` },
+    });
+    const run = await cli([
+      'render',
+      '--template',
+      file('default.json', defaultTemplate),
+      '--deployment',
+      deploymentFile,
+      '--work-pool',
+      pool,
+      '--subnets',
+      'subnet-a',
+    ]);
+    expect(run).toMatchObject({ status: 0, stderr: '' });
+    expect(JSON.parse(run.stdout).taskDefinition.containerDefinitions).toEqual([
+      { name: 'prefect', image: 'example/etl:from-variable' },
+    ]);
+  });
+
+  it('names a flow run that does not exist', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    const run = await cli(['render', '--flow-run-id', id]);
+    expect(run).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: `prefect-ecs-launcher render: --flow-run-id ${id}: no such flow run at ${stackUrls().prefectApiUrl}\n`,
+    });
+  });
+});
