@@ -1,6 +1,6 @@
 """Runs a real Prefect server and a moto server on loopback for the tests and the local stack.
 
-Prints one JSON line on stdout once both are healthy:
+Prints one JSON line on stdout once both are healthy (only moto with --no-prefect; prefectApiUrl is then null):
   {"prefectApiUrl": ..., "motoUrl": ..., "versions": {...}, "prefectHome": ...}
 then stays up until its standard input closes (the parent exited, however it exited) or it gets
 SIGTERM/SIGINT, and then stops both servers. Tying the lifetime to stdin means a killed test runner
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--moto-port", type=int, default=0)
     parser.add_argument("--ui", action="store_true", help="serve the Prefect UI")
     parser.add_argument("--home", help="PREFECT_HOME to keep (default: a temporary one, removed on exit)")
+    parser.add_argument("--no-prefect", action="store_true", help="start only moto (the caller has a Prefect API)")
     args = parser.parse_args()
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="prefect-ecs-launcher-"))
@@ -101,15 +102,18 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    procs.append(
-        subprocess.Popen(
-            [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
-            env=prefect_env,
-            stdout=prefect_log.open("w"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    servers: list[tuple[subprocess.Popen, str, Path]] = []
+    if not args.no_prefect:
+        procs.append(
+            subprocess.Popen(
+                [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+                env=prefect_env,
+                stdout=prefect_log.open("w"),
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         )
-    )
+        servers.append((procs[-1], "prefect server", prefect_log))
     procs.append(
         subprocess.Popen(
             [sys.executable, str(HERE / "moto_server.py"), "--port", str(moto_port)],
@@ -119,10 +123,12 @@ def main() -> None:
             stdin=subprocess.DEVNULL,
         )
     )
+    servers.append((procs[-1], "moto", moto_log))
 
     try:
-        wait_healthy(f"http://127.0.0.1:{moto_port}/moto-api/", procs[1], "moto", moto_log, 60)
-        wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", procs[0], "prefect server", prefect_log, 120)
+        wait_healthy(f"http://127.0.0.1:{moto_port}/moto-api/", procs[-1], "moto", moto_log, 60)
+        if not args.no_prefect:
+            wait_healthy(f"http://127.0.0.1:{prefect_port}/api/health", procs[0], "prefect server", prefect_log, 120)
     except SystemExit as exc:
         print(str(exc), file=sys.stderr, flush=True)
         stop()
@@ -140,7 +146,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "prefectApiUrl": f"http://127.0.0.1:{prefect_port}/api",
+                "prefectApiUrl": None if args.no_prefect else f"http://127.0.0.1:{prefect_port}/api",
                 "motoUrl": f"http://127.0.0.1:{moto_port}",
                 "prefectHome": str(home),
                 "versions": {
@@ -156,7 +162,7 @@ def main() -> None:
 
     def watch_children() -> None:
         while True:
-            for p, name, log in ((procs[0], "prefect server", prefect_log), (procs[1], "moto", moto_log)):
+            for p, name, log in servers:
                 if p.poll() is not None:
                     print(f"stack: {name} died with code {p.returncode}; log:\n{tail(log)}", file=sys.stderr, flush=True)
                     stop()

@@ -21,23 +21,34 @@ const root = path.resolve(__dirname, '..', '..');
  * Starts the Prefect server and moto from the project's virtualenv. The Python side lives exactly as long
  * as its stdin stays open, so the servers go away with this process even when it is killed.
  */
-export async function startLocalStack(options: { ui?: boolean; home?: string } = {}): Promise<RunningStack> {
-  const python = path.join(root, '.venv', 'bin', 'python');
-  const args = [path.join(root, 'python', 'stack.py')];
+export function startLocalStack(options: { ui?: boolean; home?: string } = {}): Promise<RunningStack> {
+  const args: string[] = [];
   if (options.ui) args.push('--ui');
   if (options.home) args.push('--home', options.home);
-  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawnStack<LocalStack>(args);
+}
+
+/** Only moto, for running against a Prefect API the caller already has. */
+export function startLocalMoto(): Promise<{ motoUrl: string; stop(): Promise<void> }> {
+  return spawnStack<Pick<LocalStack, 'motoUrl'>>(['--no-prefect']);
+}
+
+async function spawnStack<T>(options: string[]): Promise<T & { stop(): Promise<void> }> {
+  const python = path.join(root, '.venv', 'bin', 'python');
+  const args = [path.join(root, 'python', 'stack.py'), ...options];
+  // Its own process group: a terminal's Ctrl-C reaches only the caller, which stops the servers last.
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
 
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
 
-  const info = await new Promise<LocalStack>((resolve, reject) => {
+  const info = await new Promise<T>((resolve, reject) => {
     const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.once('line', (line) => {
       try {
-        resolve(JSON.parse(line) as LocalStack);
+        resolve(JSON.parse(line) as T);
       } catch (err) {
         reject(
           new Error(`local stack printed something other than its JSON status: ${line}`, { cause: err }),
