@@ -1,4 +1,5 @@
 import {
+  CreateClusterCommand,
   DescribeTaskDefinitionCommand,
   DescribeTasksCommand,
   ECSClient,
@@ -239,6 +240,16 @@ export async function describeTask(
 ): Promise<Task | undefined> {
   const out = await ecs.send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }));
   return out.tasks?.[0];
+}
+
+/** A task definition as ECS describes it (the local task runner reads its containers). */
+export async function readTaskDefinition(ecs: ECSClient, arn: string): Promise<TaskDefinition | undefined> {
+  return (await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn }))).taskDefinition;
+}
+
+/** CreateCluster; an existing ACTIVE cluster of that name is returned unchanged, as on AWS. */
+export async function createCluster(ecs: ECSClient, name: string): Promise<void> {
+  await ecs.send(new CreateClusterCommand({ clusterName: name }));
 }
 
 export async function stopTask(

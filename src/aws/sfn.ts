@@ -1,4 +1,5 @@
 import {
+  CreateStateMachineCommand,
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   type ExecutionListItem,
@@ -13,6 +14,25 @@ import {
 /** The only importer of @aws-sdk/client-sfn. Create the client once per cold start; tests pass one for moto. */
 export function createSfnClient(config: SFNClientConfig = {}): SFNClient {
   return new SFNClient(config);
+}
+
+/** A standard state machine (what CloudFormation creates on deploy; the local stack creates it in moto). */
+export async function createStateMachine(
+  client: SFNClient,
+  name: string,
+  definition: unknown,
+  roleArn: string,
+): Promise<string> {
+  const out = await client.send(
+    new CreateStateMachineCommand({
+      name,
+      definition: JSON.stringify(definition),
+      roleArn,
+      type: 'STANDARD',
+    }),
+  );
+  if (!out.stateMachineArn) throw new Error(`CreateStateMachine returned no ARN for ${name}`);
+  return out.stateMachineArn;
 }
 
 /** Input of one launch execution; kept small (Step Functions caps payloads at 256 KiB). */
