@@ -15,6 +15,7 @@ import {
 import type {
   BlockDocument,
   Deployment,
+  DeploymentCreate,
   Flow,
   FlowRun,
   FlowRunFilterRequest,
@@ -22,6 +23,7 @@ import type {
   Log,
   OrchestrationResult,
   ReadLogsRequest,
+  State,
   StateCreate,
   Variable,
   WorkerFlowRunResponse,
@@ -187,6 +189,11 @@ export class PrefectClient implements TemplateReferenceReader {
     await this.call('PATCH', `/flow_runs/${segment(flowRunId)}/labels`, labels);
   }
 
+  /** `GET /flow_run_states/?flow_run_id=`: the run's states, oldest first. */
+  readFlowRunStates(flowRunId: string): Promise<State[]> {
+    return this.call<State[]>('GET', '/flow_run_states/', undefined, { flow_run_id: flowRunId });
+  }
+
   /** `POST /flow_runs/filter`. */
   filterFlowRuns(request: FlowRunFilterRequest): Promise<FlowRun[]> {
     return this.call<FlowRun[]>('POST', '/flow_runs/filter', request);
@@ -202,6 +209,21 @@ export class PrefectClient implements TemplateReferenceReader {
   /** `GET /flows/{id}`. */
   readFlow(flowId: string): Promise<Flow> {
     return this.call<Flow>('GET', `/flows/${segment(flowId)}`);
+  }
+
+  /** `POST /flows/`: the flow of that name, created when missing. */
+  createFlow(name: string): Promise<Flow> {
+    return this.call<Flow>('POST', '/flows/', { name });
+  }
+
+  /** `POST /deployments/`: creates the deployment, or updates the flow's deployment of that name. */
+  createDeployment(deployment: DeploymentCreate): Promise<Deployment> {
+    return this.call<Deployment>('POST', '/deployments/', deployment);
+  }
+
+  /** `POST /deployments/{id}/create_flow_run` with an empty body: a run Scheduled for now, as the UI's Quick Run. */
+  createFlowRunFromDeployment(deploymentId: string): Promise<FlowRun> {
+    return this.call<FlowRun>('POST', `/deployments/${segment(deploymentId)}/create_flow_run`, {});
   }
 
   // --- logs ---

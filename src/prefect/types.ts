@@ -99,6 +99,19 @@ export interface WorkPoolCreate {
   description?: string | null;
 }
 
+/** `DeploymentCreate`, limited to what the local stack sets; the server rejects unknown fields. */
+export interface DeploymentCreate {
+  name: string;
+  flow_id: string;
+  work_pool_name: string;
+  /** Where `prefect flow-run execute` copies the flow code from when there are no pull steps. */
+  path?: string | null;
+  entrypoint: string;
+  pull_steps?: JsonObject[] | null;
+  job_variables?: JsonObject;
+  enforce_parameter_schema?: boolean;
+}
+
 /** `WorkPoolUpdate`; only the fields given are changed. */
 export interface WorkPoolUpdate {
   description?: string | null;
