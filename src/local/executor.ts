@@ -45,6 +45,19 @@ export class LocalExecutor {
     return Boolean(run);
   }
 
+  /** For shutting the local stack down: waits up to `graceMs` for the running executions, then aborts the rest. */
+  async stop(graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.running.values()].map((r) => r.result)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const run of this.running.values()) run.abort();
+  }
+
   /** Runs every execution moto has until none is left, `maxRunning` at a time. */
   async settle(): Promise<Map<string, ExecutionResult>> {
     await this.pickUp();
