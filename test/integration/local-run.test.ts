@@ -1,0 +1,120 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import defaultTemplate from '../../src/render/default-base-job-template.json';
+import { arrangeDeployment, prefectRaw, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
+
+type FlowRunView = {
+  id: string;
+  name: string;
+  state_type: string;
+  state: { message: string | null };
+  infrastructure_pid: string | null;
+};
+
+interface NpmStart {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * `npm start -- <args>` from the checkout, as a user runs it. The test stack's Prefect server stands in for
+ * the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
+ */
+function npmStart(args: string[]): NpmStart {
+  const child = spawn('npm', ['start', '--', '--api-url', stackUrls().prefectApiUrl, ...args], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+  return { child, output: () => output, exited };
+}
+
+async function within<T>(ms: number, what: string, pending: Promise<T>, started: NpmStart): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      started.child.kill('SIGTERM');
+      reject(new Error(`${what} took over ${ms} ms; npm start printed:\n${started.output()}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function flowRunsOf(pool: string): Promise<FlowRunView[]> {
+  return prefectRaw<FlowRunView[]>('POST', '/flow_runs/filter', { work_pools: { name: { any_: [pool] } } });
+}
+
+async function logsOf(id: string): Promise<string[]> {
+  const logs = await prefectRaw<{ message: string }[]>('POST', '/logs/filter', {
+    logs: { flow_run_id: { any_: [id] } },
+  });
+  return logs.map((l) => l.message);
+}
+
+async function finalState(id: string): Promise<FlowRunView> {
+  for (;;) {
+    const run = await prefectRaw<FlowRunView>('GET', `/flow_runs/${id}`);
+    if (['COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'].includes(run.state_type)) return run;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe('npm start: the launch path on this machine, no AWS account', () => {
+  it('runs the sample flow through poll → state machine → ECS task in moto → local prefect process, to Completed', async () => {
+    const pool = uniqueName('local-run');
+    const started = npmStart(['--once', '--pool', pool]);
+    const code = await within(50_000, 'npm start --once', started.exited, started);
+    expect({ code, output: started.output() }).toMatchObject({ code: 0 });
+
+    const runs = await flowRunsOf(pool);
+    expect(runs).toHaveLength(1);
+    const [run] = runs as [FlowRunView];
+    expect(run.state_type).toBe('COMPLETED');
+    expect(await logsOf(run.id)).toContain('Hello from ECS!!');
+    // The report path saw the moto task: the run carries it as its infrastructure pid.
+    expect(run.infrastructure_pid).toMatch(
+      /^arn:aws:ecs:us-east-1:\d{12}:cluster\/default::arn:aws:ecs:.*:task\//,
+    );
+
+    const output = started.output();
+    expect(output).toContain(`${run.name}: execution SUCCEEDED`);
+    for (const state of ['Scheduled', 'Pending', 'Running', 'Completed']) {
+      expect(output).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${run.name}  ${state}$`, 'm'));
+    }
+  }, 60_000);
+
+  it("reports a task's real non-zero exit code through the ECS events, and stops cleanly on SIGTERM", async () => {
+    const pool = uniqueName('local-run');
+    const { deploymentId } = await arrangeDeployment({ pool, baseJobTemplate: defaultTemplate });
+    const started = npmStart(['--no-sample', '--pool', pool]);
+    const run = await scheduleFlowRun(deploymentId, {
+      jobVariables: { command: "python -c 'raise SystemExit(3)'" },
+    });
+
+    const view = await within(40_000, 'the run to end', finalState(run.id), started);
+    expect(view.state_type).toBe('CRASHED');
+    expect(view.state.message).toBe(
+      "The following containers stopped with a non-zero exit code: ['prefect']",
+    );
+    expect((await logsOf(run.id)).join('\n')).toContain("Container 'prefect' exited with code 3.");
+
+    started.child.kill('SIGTERM');
+    expect(await within(20_000, 'stopping', started.exited, started)).toBe(0);
+    expect(started.output()).toMatch(/exited with code 3/);
+    expect(started.output()).toContain('stopping…');
+  }, 60_000);
+});
