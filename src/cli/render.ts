@@ -8,10 +8,11 @@ import { createEcsClient } from '../aws/ecs';
 import { parsePrefectConnection } from '../config';
 import { ConfigError, PrefectApiError } from '../errors';
 import { containerCredential } from '../launch/entrypoints';
-import { awsRenderIo } from '../launch/prepare';
+import { awsRenderIo, withPoolDefault } from '../launch/prepare';
 import type { PrefectClient } from '../prefect/client';
 import type { FlowRun } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
+import { checkTemplate } from '../render/job-variables';
 import {
   PLACEHOLDER_ACCOUNT,
   PLACEHOLDER_REVISION,
@@ -96,7 +97,8 @@ PREFECT_API_URL (with PREFECT_API_KEY, PREFECT_API_AUTH_STRING or their *_SECRET
 named task definition and the VPC's subnets from AWS (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL… as the
 AWS SDK reads them). --subnets skips the subnet lookup; --work-pool stands in for LAUNCHER_WORK_POOL.
 
-Both modes honour LAUNCHER_WORKER_NAME and LAUNCHER_CLUSTER as the launcher does.
+Both modes honour LAUNCHER_WORKER_NAME, LAUNCHER_CLUSTER and LAUNCHER_EXECUTION_ROLE_ARN as the launcher
+does.
 
 Exit status: 0 rendered; 2 the input, a setting or the job's configuration is wrong (one line on
 stderr names the file, flag or job variable); 1 anything else.
@@ -294,6 +296,7 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
       : { value: readJsonObject(name, flag, cwd), where: `--${flag} ${name}` };
   };
   const template = file('template')?.value as unknown as BaseJobTemplate;
+  checkTemplate(template);
   const { deployment, flowRun, flow } = completeRunObjects({
     deployment: file('deployment'),
     flowRun: file('flow-run'),
@@ -321,7 +324,7 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
     ? containerCredential(connection.credential)
     : { kind: 'none' };
   const input: RenderJobInput = {
-    template,
+    template: withLauncherDefaults(template, env),
     deployment,
     flowRun,
     flow,
@@ -339,6 +342,11 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
     ...subnetsIo(subnetsFrom(parsed)),
   });
   return { job, credential };
+}
+
+/** LAUNCHER_EXECUTION_ROLE_ARN as the pool's default `execution_role_arn`, as the launcher applies it. */
+function withLauncherDefaults(template: BaseJobTemplate, env: Env): BaseJobTemplate {
+  return withPoolDefault(template, 'execution_role_arn', text(env, 'LAUNCHER_EXECUTION_ROLE_ARN'));
 }
 
 async function regionOf(ecs: ReturnType<typeof createEcsClient>): Promise<string> {
@@ -384,6 +392,7 @@ async function renderFlowRun(flowRunId: string, parsed: ParsedFlags, ctx: CliCon
   const job = await renderJob(
     {
       ...sources,
+      template: withLauncherDefaults(sources.template, env),
       flowRun: run,
       workerName:
         text(env, 'LAUNCHER_WORKER_NAME') ??

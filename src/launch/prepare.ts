@@ -143,7 +143,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
  * The template with a launcher setting as the default of one of its variables, where the pool sets none:
  * it then ranks as a pool default (below deployment and flow-run job variables).
  */
-function withPoolDefault(
+export function withPoolDefault(
   template: BaseJobTemplate,
   variable: string,
   value: string | undefined,

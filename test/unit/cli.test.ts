@@ -190,6 +190,17 @@ describe('prefect-ecs-launcher render (offline)', () => {
     const without = await cli([...offline, '--deployment', deploymentFile, '--subnets', 'subnet-a'], env);
     expect(without.status).toBe(2);
     expect(without.stderr).toMatch(/execution_role_arn/);
+
+    // The launcher's default execution role stands in for the pool's, as in the launcher.
+    const launcherRole = 'arn:aws:iam::123456789012:role/launcher-default';
+    const withDefault = await cli([...offline, '--deployment', deploymentFile, '--subnets', 'subnet-a'], {
+      ...env,
+      LAUNCHER_EXECUTION_ROLE_ARN: launcherRole,
+    });
+    expect(withDefault.status).toBe(0);
+    expect((JSON.parse(withDefault.stdout) as Output).taskDefinition).toMatchObject({
+      executionRoleArn: launcherRole,
+    });
   });
 
   it('needs no subnets for a network configuration the job gives, and checks its subnets against --subnets', async () => {
@@ -354,6 +365,12 @@ const badInputs: [title: string, args: string[], env: Record<string, string>, na
     ],
     {},
     /Prefect variable 'flow_image'.*PREFECT_API_URL/,
+  ],
+  [
+    'a template without variables',
+    ['render', '--template', file('no-variables.json', { job_configuration: {} }), '--work-pool', 'p'],
+    { AWS_REGION: 'us-east-1', LAUNCHER_EXECUTION_ROLE_ARN: 'arn:aws:iam::123456789012:role/r' },
+    /`variables` must be an object/,
   ],
   [
     'a malformed template',
