@@ -148,7 +148,8 @@ export function withPoolDefault(
   variable: string,
   value: string | undefined,
 ): BaseJobTemplate {
-  const property = template.variables.properties?.[variable];
+  // A malformed template (no `variables`) is left for the renderer to report.
+  const property = template.variables?.properties?.[variable];
   if (!value || !property || (property.default !== undefined && property.default !== null)) return template;
   const copy = structuredClone(template);
   (copy.variables.properties as Record<string, JsonObject>)[variable] = { ...property, default: value };
