@@ -15,5 +15,5 @@ trap 'rm -f "$results"' EXIT
 status=0
 npx jest --ci --json --outputFile="$results" "$@" || status=$?
 # One plain closing line that any CI log reader understands.
-node -e 'const r = require(process.argv[1]); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" || true
+node -e 'const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8")); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" || true
 exit "$status"
