@@ -9,7 +9,7 @@
 import type { RegisterTaskDefinitionCommandInput, RunTaskCommandInput } from '@aws-sdk/client-ecs';
 import { DeploymentNotFoundError } from '../errors';
 import defaultBaseJobTemplate from './default-base-job-template.json';
-import { type ContainerCredential, prepareJobConfiguration } from './job-configuration';
+import { type FlowRunContext, prepareJobConfiguration } from './job-configuration';
 import {
   buildRunTaskRequest,
   type NetworkInput,
@@ -50,18 +50,8 @@ export function placeholderTaskDefinitionArn(region: string, family: string): st
 }
 
 /** What the render knows about the flow run and the launcher, besides the I/O. */
-export interface RenderJobInput {
+export interface RenderJobInput extends FlowRunContext {
   template: BaseJobTemplate;
-  /** null for a flow run without a deployment. */
-  deployment: DeploymentInfo | null;
-  flowRun: FlowRunInfo;
-  flow: FlowInfo;
-  /** `id` is '' when unknown (the `prefect.io/work-pool-id` label is then left out). */
-  workPool: { id: string; name: string };
-  workerName: string;
-  /** PREFECT_API_URL for the flow's container. */
-  apiUrl: string;
-  containerCredential: ContainerCredential;
   /** The region the task runs in (task definition ARN, awslogs options). */
   region: string;
   /** LAUNCHER_CLUSTER: the cluster for jobs that name none. */

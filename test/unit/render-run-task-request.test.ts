@@ -14,6 +14,7 @@ import {
 import { shlexSplit } from '../../src/render/shlex';
 import { buildTaskDefinition, type RenderContext } from '../../src/render/task-definition';
 import type { EcsJobConfiguration } from '../../src/render/types';
+import { jobConfiguration } from '../harness/job-configuration';
 
 /**
  * Golden cases: test/fixtures/ecs-request/<case>/input.json → expected.json. Inputs were rendered by
@@ -89,28 +90,12 @@ describe('golden ECS requests', () => {
 
 /** The configuration prefect-aws renders from its default template without job variables. */
 function defaultConfig(overrides: Partial<EcsJobConfiguration> = {}): EcsJobConfiguration {
-  return {
-    command: 'prefect flow-run execute',
+  return jobConfiguration({
     env: { PREFECT_API_URL: 'http://prefect:4200/api', PREFECT__FLOW_RUN_ID: 'run-1' },
     labels: { 'prefect.io/flow-run-id': 'run-1' },
     name: 'crimson-fox',
-    task_definition: { containerDefinitions: [{}] },
-    task_run_request: { launchType: 'FARGATE', overrides: { containerOverrides: [{}] } },
-    cluster: null,
-    container_name: null,
-    vpc_id: null,
-    network_configuration: {},
-    configure_cloudwatch_logs: null,
-    cloudwatch_logs_options: {},
-    cloudwatch_logs_prefix: null,
-    execution_role_arn: null,
-    auto_deregister_task_definition: false,
-    match_latest_revision_in_family: false,
-    prefect_api_key_secret_arn: null,
-    prefect_api_auth_string_secret_arn: null,
-    aws_credentials: null,
     ...overrides,
-  };
+  });
 }
 
 const fargate: TaskDefinitionInfo = {

@@ -12,7 +12,7 @@ import {
   taskDefinitionsEqual,
   validateFargateSize,
 } from '../../src/render/task-definition';
-import type { EcsJobConfiguration } from '../../src/render/types';
+import { jobConfiguration } from '../harness/job-configuration';
 
 const ctx: RenderContext = {
   workPoolName: 'my-pool',
@@ -21,30 +21,7 @@ const ctx: RenderContext = {
   region: 'us-east-1',
 };
 
-function config(overrides: Partial<EcsJobConfiguration> = {}): EcsJobConfiguration {
-  return {
-    command: 'prefect flow-run execute',
-    env: {},
-    labels: {},
-    name: null,
-    task_definition: { containerDefinitions: [{}] },
-    task_run_request: { launchType: 'FARGATE', overrides: { containerOverrides: [{}] } },
-    cluster: null,
-    container_name: null,
-    vpc_id: null,
-    network_configuration: {},
-    configure_cloudwatch_logs: null,
-    cloudwatch_logs_options: {},
-    cloudwatch_logs_prefix: null,
-    execution_role_arn: null,
-    auto_deregister_task_definition: false,
-    match_latest_revision_in_family: false,
-    prefect_api_key_secret_arn: null,
-    prefect_api_auth_string_secret_arn: null,
-    aws_credentials: null,
-    ...overrides,
-  };
-}
+const config = jobConfiguration;
 
 describe('buildTaskDefinition', () => {
   it('builds the worker default Fargate definition', () => {
