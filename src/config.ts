@@ -22,6 +22,25 @@ export type CredentialSource =
   | { kind: 'apiKeySecret'; secretArn: string }
   | { kind: 'authStringSecret'; secretArn: string };
 
+/**
+ * Launcher-wide job defaults; they rank as pool defaults (below deployment and flow-run job variables).
+ */
+export interface JobDefaults {
+  /**
+   * Execution role for jobs that name none. It lets ECS read the Prefect credential secret for the flow
+   * container, so pools made for the resident worker (which passed the key in plain environment variables)
+   * work unchanged.
+   */
+  executionRoleArn: string | undefined;
+  /**
+   * Network for awsvpc jobs that configure none, instead of every subnet of the default VPC with a public IP
+   * and no security group (the worker's default).
+   */
+  network:
+    | { vpcId: string; subnets: string[]; securityGroups: string[]; assignPublicIp: 'ENABLED' | 'DISABLED' }
+    | undefined;
+}
+
 export interface LauncherConfig {
   prefect: PrefectConnection;
   workPool: string;
@@ -29,12 +48,8 @@ export interface LauncherConfig {
   workQueues: string[];
   /** Default ECS cluster when the job has none (name or ARN); undefined means the job's or ECS's default. */
   cluster: string | undefined;
-  /**
-   * Execution role for jobs whose pool and deployment name none. It lets ECS read the Prefect credential
-   * secret for the flow container, so pools made for the resident worker (which passed the key in plain
-   * environment variables) work unchanged.
-   */
-  executionRoleArn: string | undefined;
+  /** Values the launcher supplies as pool defaults for jobs whose pool sets none. */
+  jobDefaults: JobDefaults;
   /** ARN of the launch state machine; only the poll function needs it. */
   stateMachineArn: string | undefined;
   /** How often the schedule invokes the poll; Prefect marks the launcher offline after 3 missed heartbeats. */
@@ -166,12 +181,6 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
       `LAUNCHER_STATE_MACHINE_ARN is not a state machine ARN: ${JSON.stringify(stateMachineArn)}; it looks like arn:aws:states:<region>:<account>:stateMachine:<name>`,
     );
   }
-  const executionRoleArn = text(env, 'LAUNCHER_EXECUTION_ROLE_ARN');
-  if (executionRoleArn && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(executionRoleArn)) {
-    throw new ConfigError(
-      `LAUNCHER_EXECUTION_ROLE_ARN is not an IAM role ARN: ${JSON.stringify(executionRoleArn)}; it looks like arn:aws:iam::<account>:role/<name>`,
-    );
-  }
   const workPool = required(env, 'LAUNCHER_WORK_POOL', 'the name of your ecs work pool, e.g. my-ecs-pool');
   if (/[/%]/.test(workPool)) {
     throw new ConfigError(`LAUNCHER_WORK_POOL ${JSON.stringify(workPool)} must not contain '/' or '%'`);
@@ -185,7 +194,7 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     workPool,
     workQueues,
     cluster: text(env, 'LAUNCHER_CLUSTER'),
-    executionRoleArn,
+    jobDefaults: parseJobDefaults(env),
     stateMachineArn,
     pollIntervalSeconds: integer(env, 'LAUNCHER_POLL_INTERVAL_SECONDS', 60, 5, 60),
     lookaheadSeconds: integer(env, 'LAUNCHER_LOOKAHEAD_SECONDS', 90, 0, 3600),
@@ -193,6 +202,56 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     concurrency: integer(env, 'LAUNCHER_CONCURRENCY', 8, 1, 64),
     cancelGraceSeconds: integer(env, 'LAUNCHER_CANCEL_GRACE_SECONDS', 300, 0, 86400),
     region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION'),
+  };
+}
+
+function idList(env: Env, name: string, prefix: string): string[] {
+  const ids = (text(env, name) ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+  const bad = ids.find((id) => !new RegExp(`^${prefix}-[0-9a-f]{8,17}$`).test(id));
+  if (bad) {
+    throw new ConfigError(
+      `${name} has ${JSON.stringify(bad)}; set it to comma-separated ids like ${prefix}-0123456789abcdef0`,
+    );
+  }
+  return ids;
+}
+
+/** LAUNCHER_EXECUTION_ROLE_ARN and the default network (LAUNCHER_VPC_ID, _SUBNETS, _SECURITY_GROUPS, _ASSIGN_PUBLIC_IP). */
+export function parseJobDefaults(env: Env): JobDefaults {
+  const executionRoleArn = text(env, 'LAUNCHER_EXECUTION_ROLE_ARN');
+  if (executionRoleArn && !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(executionRoleArn)) {
+    throw new ConfigError(
+      `LAUNCHER_EXECUTION_ROLE_ARN is not an IAM role ARN: ${JSON.stringify(executionRoleArn)}; it looks like arn:aws:iam::<account>:role/<name>`,
+    );
+  }
+  const vpcId = text(env, 'LAUNCHER_VPC_ID');
+  if (vpcId && !/^vpc-[0-9a-f]{8,17}$/.test(vpcId)) {
+    throw new ConfigError(
+      `LAUNCHER_VPC_ID is ${JSON.stringify(vpcId)}; set it to a VPC id like vpc-0123456789abcdef0`,
+    );
+  }
+  const subnets = idList(env, 'LAUNCHER_SUBNETS', 'subnet');
+  const securityGroups = idList(env, 'LAUNCHER_SECURITY_GROUPS', 'sg');
+  const assignPublicIp = text(env, 'LAUNCHER_ASSIGN_PUBLIC_IP') ?? 'DISABLED';
+  if (assignPublicIp !== 'ENABLED' && assignPublicIp !== 'DISABLED') {
+    throw new ConfigError(
+      `LAUNCHER_ASSIGN_PUBLIC_IP is ${JSON.stringify(assignPublicIp)}; set it to ENABLED or DISABLED`,
+    );
+  }
+  if ((subnets.length || securityGroups.length) && !vpcId) {
+    throw new ConfigError(
+      'LAUNCHER_SUBNETS and LAUNCHER_SECURITY_GROUPS need LAUNCHER_VPC_ID, the VPC they belong to',
+    );
+  }
+  if (vpcId && !subnets.length) {
+    throw new ConfigError('LAUNCHER_VPC_ID is set without LAUNCHER_SUBNETS; list the subnets tasks may use');
+  }
+  return {
+    executionRoleArn,
+    network: vpcId ? { vpcId, subnets, securityGroups, assignPublicIp } : undefined,
   };
 }
 

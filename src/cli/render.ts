@@ -5,10 +5,10 @@
  */
 import { createEc2Client } from '../aws/ec2';
 import { createEcsClient } from '../aws/ecs';
-import { parsePrefectConnection } from '../config';
+import { parseJobDefaults, parsePrefectConnection } from '../config';
 import { ConfigError, PrefectApiError } from '../errors';
 import { containerCredential } from '../launch/entrypoints';
-import { awsRenderIo, withPoolDefault } from '../launch/prepare';
+import { awsRenderIo, withLauncherDefaults } from '../launch/prepare';
 import type { PrefectClient } from '../prefect/client';
 import type { FlowRun } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
@@ -324,7 +324,7 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
     ? containerCredential(connection.credential)
     : { kind: 'none' };
   const input: RenderJobInput = {
-    template: withLauncherDefaults(template, env),
+    template: withEnvDefaults(template, env),
     deployment,
     flowRun,
     flow,
@@ -344,9 +344,9 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
   return { job, credential };
 }
 
-/** LAUNCHER_EXECUTION_ROLE_ARN as the pool's default `execution_role_arn`, as the launcher applies it. */
-function withLauncherDefaults(template: BaseJobTemplate, env: Env): BaseJobTemplate {
-  return withPoolDefault(template, 'execution_role_arn', text(env, 'LAUNCHER_EXECUTION_ROLE_ARN'));
+/** The launcher's job defaults (execution role, network) from the environment, applied as the launcher does. */
+function withEnvDefaults(template: BaseJobTemplate, env: Env): BaseJobTemplate {
+  return withLauncherDefaults(template, parseJobDefaults(env));
 }
 
 async function regionOf(ecs: ReturnType<typeof createEcsClient>): Promise<string> {
@@ -392,7 +392,7 @@ async function renderFlowRun(flowRunId: string, parsed: ParsedFlags, ctx: CliCon
   const job = await renderJob(
     {
       ...sources,
-      template: withLauncherDefaults(sources.template, env),
+      template: withEnvDefaults(sources.template, env),
       flowRun: run,
       workerName:
         text(env, 'LAUNCHER_WORKER_NAME') ??

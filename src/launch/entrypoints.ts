@@ -66,7 +66,7 @@ export function runPrepare(rt: Runtime, input: { flowRunId: string }): Promise<P
         apiUrl: rt.config.prefect.apiUrl,
         containerCredential: containerCredential(rt.config.prefect.credential),
         defaultCluster: rt.config.cluster,
-        defaultExecutionRoleArn: rt.config.executionRoleArn,
+        jobDefaults: rt.config.jobDefaults,
         region: rt.region,
       },
       log: rt.log.child({ function: 'prepare', flowRunId: input.flowRunId }),

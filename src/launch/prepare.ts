@@ -2,6 +2,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import { assertSubnetsInVpc, discoverSubnets } from '../aws/ec2';
 import { describeTaskDefinition, findOrRegisterTaskDefinition } from '../aws/ecs';
+import type { JobDefaults } from '../config';
 import { FlowRunNotPendingError, PayloadTooLargeError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
@@ -29,8 +30,8 @@ export interface PrepareSettings {
   workerName: string;
   apiUrl: string;
   containerCredential: ContainerCredential;
-  /** LAUNCHER_EXECUTION_ROLE_ARN: the pool default for `execution_role_arn` when the pool has none. */
-  defaultExecutionRoleArn: string | undefined;
+  /** LAUNCHER_EXECUTION_ROLE_ARN and the default network, as pool defaults where the pool sets none. */
+  jobDefaults: JobDefaults;
   /** LAUNCHER_CLUSTER: the cluster for jobs that name none. */
   defaultCluster: string | undefined;
   region: string;
@@ -96,7 +97,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   const rendered = await renderJob(
     {
       ...sources,
-      template: withPoolDefault(sources.template, 'execution_role_arn', settings.defaultExecutionRoleArn),
+      template: withLauncherDefaults(sources.template, settings.jobDefaults),
       flowRun: run,
       workerName: settings.workerName,
       apiUrl: settings.apiUrl,
@@ -140,18 +141,26 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
 }
 
 /**
- * The template with a launcher setting as the default of one of its variables, where the pool sets none:
- * it then ranks as a pool default (below deployment and flow-run job variables).
+ * The template with the launcher's job defaults as the defaults of its variables, where the pool sets none:
+ * they then rank as pool defaults (below deployment and flow-run job variables).
  */
-export function withPoolDefault(
-  template: BaseJobTemplate,
-  variable: string,
-  value: string | undefined,
-): BaseJobTemplate {
+export function withLauncherDefaults(template: BaseJobTemplate, defaults: JobDefaults): BaseJobTemplate {
+  const values: JsonObject = {};
+  if (defaults.executionRoleArn) values.execution_role_arn = defaults.executionRoleArn;
+  if (defaults.network) {
+    const { vpcId, subnets, securityGroups, assignPublicIp } = defaults.network;
+    values.vpc_id = vpcId;
+    values.network_configuration = { subnets, securityGroups, assignPublicIp };
+  }
   // A malformed template (no `variables`) is left for the renderer to report.
-  const property = template.variables?.properties?.[variable];
-  if (!value || !property || (property.default !== undefined && property.default !== null)) return template;
+  const properties = template.variables?.properties;
+  const unset = Object.keys(values).filter((name) => {
+    const property = properties?.[name];
+    return property && (property.default === undefined || property.default === null);
+  });
+  if (!unset.length) return template;
   const copy = structuredClone(template);
-  (copy.variables.properties as Record<string, JsonObject>)[variable] = { ...property, default: value };
+  const copied = copy.variables.properties as Record<string, JsonObject>;
+  for (const name of unset) copied[name] = { ...copied[name], default: values[name] as JsonObject[string] };
   return copy;
 }

@@ -1,4 +1,10 @@
 import {
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
+import {
   DescribeTaskDefinitionCommand,
   DescribeTasksCommand,
   ECSClient,
@@ -135,6 +141,34 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       logs: await logsOf(run.id),
     });
     expect(everything).not.toContain('pnu_test_secret_value');
+  });
+
+  it("uses the launcher's default network for a pool that configures none", async () => {
+    const ec2 = new EC2Client(awsTestConfig());
+    const vpcId = (
+      await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }))
+    ).Vpcs?.[0]?.VpcId as string;
+    const subnet = (
+      await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }))
+    ).Subnets?.[0]?.SubnetId as string;
+    const group = (
+      await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }))
+    ).SecurityGroups?.[0]?.GroupId as string;
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
+      settings: { LAUNCHER_VPC_ID: vpcId, LAUNCHER_SUBNETS: subnet, LAUNCHER_SECURITY_GROUPS: group },
+    });
+    const run = await scheduleFlowRun(deploymentId);
+    await runPoll(rt);
+    const exec = executor(rt, stateMachineArn);
+    await exec.pickUp();
+    expect((await exec.settle()).get(run.id)?.status).toBe('SUCCEEDED');
+    const [output] = [...exec.results().values()].map((r) => r.output as { prepared: { runTask: unknown } });
+    expect(output?.prepared.runTask).toMatchObject({
+      NetworkConfiguration: {
+        AwsvpcConfiguration: { Subnets: [subnet], SecurityGroups: [group], AssignPublicIp: 'DISABLED' },
+      },
+    });
+    expect(await tasksOf(cluster)).toHaveLength(1);
   });
 
   it('starts the task at, not before, the scheduled second of a run claimed early', async () => {

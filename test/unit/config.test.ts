@@ -1,4 +1,10 @@
-import { parseApiUrl, parseConfig, parsePrefectConnection, requireStateMachineArn } from '../../src/config';
+import {
+  parseApiUrl,
+  parseConfig,
+  parseJobDefaults,
+  parsePrefectConnection,
+  requireStateMachineArn,
+} from '../../src/config';
 import { ConfigError } from '../../src/errors';
 
 const CLOUD =
@@ -235,7 +241,7 @@ describe('parseConfig', () => {
       workPool: 'my-ecs-pool',
       workQueues: ['high', 'low', 'default'],
       cluster: 'prod',
-      executionRoleArn: undefined,
+      jobDefaults: { executionRoleArn: undefined, network: undefined },
       stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:prefect-launch_1',
       pollIntervalSeconds: 60,
       lookaheadSeconds: 30,
@@ -321,5 +327,55 @@ describe('requireStateMachineArn', () => {
     expect(configError(() => requireStateMachineArn(parseConfig(env()))).message).toMatch(
       /^LAUNCHER_STATE_MACHINE_ARN is not set/,
     );
+  });
+});
+
+describe('parseJobDefaults', () => {
+  const vpc = { LAUNCHER_VPC_ID: 'vpc-0a1b2c3d4e5f60718' };
+
+  it('reads the default network, private by default', () => {
+    expect(
+      parseJobDefaults({
+        ...vpc,
+        LAUNCHER_SUBNETS: 'subnet-0a1b2c3d, subnet-0e1f2a3b',
+        LAUNCHER_SECURITY_GROUPS: 'sg-01234567',
+      }),
+    ).toEqual({
+      executionRoleArn: undefined,
+      network: {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        subnets: ['subnet-0a1b2c3d', 'subnet-0e1f2a3b'],
+        securityGroups: ['sg-01234567'],
+        assignPublicIp: 'DISABLED',
+      },
+    });
+    expect(parseJobDefaults({})).toEqual({ executionRoleArn: undefined, network: undefined });
+  });
+
+  it.each([
+    [
+      { LAUNCHER_SUBNETS: 'subnet-0a1b2c3d' },
+      'LAUNCHER_SUBNETS and LAUNCHER_SECURITY_GROUPS need LAUNCHER_VPC_ID',
+    ],
+    [vpc, 'LAUNCHER_VPC_ID is set without LAUNCHER_SUBNETS'],
+    [
+      { ...vpc, LAUNCHER_SUBNETS: 'sn-1' },
+      'LAUNCHER_SUBNETS has "sn-1"; set it to comma-separated ids like subnet-',
+    ],
+    [
+      { ...vpc, LAUNCHER_SUBNETS: 'subnet-0a1b2c3d', LAUNCHER_SECURITY_GROUPS: 'default' },
+      'LAUNCHER_SECURITY_GROUPS has "default"',
+    ],
+    [
+      { ...vpc, LAUNCHER_SUBNETS: 'subnet-0a1b2c3d', LAUNCHER_ASSIGN_PUBLIC_IP: 'yes' },
+      'LAUNCHER_ASSIGN_PUBLIC_IP is "yes"; set it to ENABLED or DISABLED',
+    ],
+    [{ LAUNCHER_VPC_ID: 'default' }, 'LAUNCHER_VPC_ID is "default"; set it to a VPC id like vpc-'],
+    [
+      { LAUNCHER_EXECUTION_ROLE_ARN: 'ecsTaskExecutionRole' },
+      'LAUNCHER_EXECUTION_ROLE_ARN is not an IAM role ARN',
+    ],
+  ])('refuses %j', (env, message) => {
+    expect(() => parseJobDefaults(env)).toThrow(message);
   });
 });
