@@ -30,7 +30,10 @@ export function createLogger(
   base: LogFields = {},
   options: { level?: Level; write?: (line: string, level: Level) => void } = {},
 ): Logger {
-  const min = order[options.level ?? ((process.env.LAUNCHER_LOG_LEVEL as Level | undefined) || 'info')] ?? 20;
+  // Resolved once, at cold start; children keep it.
+  const requested = options.level ?? (process.env.LAUNCHER_LOG_LEVEL as Level | undefined);
+  const level: Level = requested && requested in order ? requested : 'info';
+  const min = order[level];
   const write =
     options.write ??
     ((line: string, level: Level) =>
@@ -46,6 +49,6 @@ export function createLogger(
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, options),
+    child: (fields) => createLogger({ ...base, ...fields }, { ...options, level }),
   };
 }

@@ -116,8 +116,20 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       new CreateSecretCommand({ Name: `prefect-key-${Date.now()}`, SecretString: 'pnu_test_secret_value' }),
     );
     const role = 'arn:aws:iam::123456789012:role/prefect-ecs-launcher-execution';
+    // Every line the launcher logs, at its most verbose.
+    const logged: string[] = [];
+    const capture = (chunk: string | Uint8Array) => {
+      logged.push(String(chunk));
+      return true;
+    };
+    const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const level = process.env.LAUNCHER_LOG_LEVEL;
+    process.env.LAUNCHER_LOG_LEVEL = 'debug';
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
       settings: { PREFECT_API_KEY_SECRET_ARN: secretArn ?? '', LAUNCHER_EXECUTION_ROLE_ARN: role },
+    }).finally(() => {
+      process.env.LAUNCHER_LOG_LEVEL = level;
     });
     const run = await scheduleFlowRun(deploymentId);
     await runPoll(rt);
@@ -134,7 +146,11 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(definition?.containerDefinitions?.[0]?.secrets).toEqual([
       { name: 'PREFECT_API_KEY', valueFrom: secretArn },
     ]);
+    stdout.mockRestore();
+    stderr.mockRestore();
+    expect(logged.join('')).toContain('"level":"info"');
     const everything = JSON.stringify({
+      logged,
       task,
       definition,
       results: [...results.values()],
