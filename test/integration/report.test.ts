@@ -1,0 +1,282 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import fc from 'fast-check';
+import { runReport } from '../../src/launch/entrypoints';
+import { parseTaskStateChangeEvent } from '../../src/launch/events';
+import { infrastructurePid, type TaskStateChange } from '../../src/launch/report';
+import { LogLevel } from '../../src/prefect/types';
+import type { Runtime } from '../../src/runtime';
+import { arrangeDeployment, prefectRaw, scheduleFlowRun } from '../harness/env';
+import { testRuntime } from '../harness/launcher';
+
+/**
+ * The report function against the real Prefect server, fed the ECS Task State Change events of
+ * test/fixtures/ecs-events with the placeholder flow run id replaced by a real run's.
+ */
+const PLACEHOLDER = '00000000-0000-4000-8000-000000000000';
+const dir = path.join(__dirname, '..', 'fixtures', 'ecs-events');
+
+function event(name: string, flowRunId: string): unknown {
+  const text = fs.readFileSync(path.join(dir, `${name}.json`), 'utf8');
+  return JSON.parse(text.replaceAll(PLACEHOLDER, flowRunId)) as unknown;
+}
+
+function task(name: string, flowRunId: string): TaskStateChange {
+  return parseTaskStateChangeEvent(event(name, flowRunId));
+}
+
+interface FlowRunView {
+  state_type: string;
+  state_name: string;
+  infrastructure_pid: string | null;
+  state: { message: string | null };
+}
+
+const flowRun = (id: string) => prefectRaw<FlowRunView>('GET', `/flow_runs/${id}`);
+
+async function logsOf(id: string): Promise<{ message: string; level: number }[]> {
+  return prefectRaw('POST', '/logs/filter', { logs: { flow_run_id: { any_: [id] } } });
+}
+
+async function stateHistory(id: string): Promise<{ type: string; name: string }[]> {
+  return prefectRaw('GET', `/flow_run_states/?flow_run_id=${id}`);
+}
+
+async function setState(id: string, type: string, name?: string): Promise<void> {
+  const out = await prefectRaw<{ status: string }>('POST', `/flow_runs/${id}/set_state`, {
+    state: { type, ...(name ? { name } : {}) },
+    force: false,
+  });
+  if (out.status !== 'ACCEPT') throw new Error(`could not set ${id} to ${type}: ${JSON.stringify(out)}`);
+}
+
+let rt: Runtime;
+let deploymentId: string;
+
+beforeAll(async () => {
+  const arranged = await arrangeDeployment();
+  deploymentId = arranged.deploymentId;
+  rt = await testRuntime({ LAUNCHER_WORK_POOL: arranged.pool });
+});
+
+/** A run as the launcher leaves it after the claim: Pending. */
+async function pendingRun(): Promise<string> {
+  const run = await scheduleFlowRun(deploymentId);
+  await setState(run.id, 'PENDING');
+  return run.id;
+}
+
+/** A run whose engine has started: Pending, then Running, as the flow's container would set it. */
+async function runningRun(): Promise<string> {
+  const id = await pendingRun();
+  await setState(id, 'RUNNING');
+  return id;
+}
+
+const nonZero = "The following containers stopped with a non-zero exit code: ['prefect']";
+
+const stoppedCases: Array<{
+  name: string;
+  action: string;
+  state: string;
+  message?: string;
+  log?: { level: number; contains: string };
+}> = [
+  { name: 'stopped-exit-0', action: 'left-to-engine', state: 'RUNNING' },
+  {
+    name: 'stopped-exit-1',
+    action: 'crashed',
+    state: 'CRASHED',
+    message: nonZero,
+    log: {
+      level: LogLevel.ERROR,
+      contains: "Essential container exited: Container 'prefect' exited with code 1.",
+    },
+  },
+  {
+    name: 'stopped-exit-137',
+    action: 'crashed',
+    state: 'CRASHED',
+    message: nonZero,
+    log: {
+      level: LogLevel.ERROR,
+      contains: "Container 'prefect' exited with code 137 (killed by SIGKILL, usually out of memory)",
+    },
+  },
+  {
+    name: 'stopped-user-initiated',
+    action: 'crashed',
+    state: 'CRASHED',
+    message: nonZero,
+    log: {
+      level: LogLevel.WARNING,
+      contains: 'Task terminated by infrastructure: Task stopped by user (no exit code).',
+    },
+  },
+  {
+    name: 'stopped-scale-in',
+    action: 'crashed',
+    state: 'CRASHED',
+    message: nonZero,
+    log: {
+      level: LogLevel.WARNING,
+      contains: 'Task terminated by infrastructure: Scaling activity initiated by (deployment ecs-svc/',
+    },
+  },
+  {
+    name: 'stopped-cannot-pull',
+    action: 'crashed',
+    state: 'CRASHED',
+    message:
+      'Failed to submit flow run to infrastructure: TaskFailedToStart: CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to resolve ref docker.io/prefecthq/prefect:3-latset: docker.io/prefecthq/prefect:3-latset: not found',
+    log: { level: LogLevel.ERROR, contains: 'Container image pull failed: CannotPullContainerError' },
+  },
+  {
+    name: 'stopped-no-capacity',
+    action: 'crashed',
+    state: 'CRASHED',
+    message:
+      'Failed to submit flow run to infrastructure: TaskFailedToStart: Capacity is unavailable at this time. Please try again later or in a different availability zone',
+    log: { level: LogLevel.ERROR, contains: 'The capacity provider could not place the task.' },
+  },
+  {
+    name: 'stopped-spot-interruption',
+    action: 'crashed',
+    state: 'CRASHED',
+    message: nonZero,
+    log: {
+      level: LogLevel.ERROR,
+      contains:
+        'Fargate Spot interruption: AWS reclaimed the Spot capacity (Your Spot Task was interrupted.)',
+    },
+  },
+];
+
+describe('report: STOPPED events on a Running flow run', () => {
+  it.each(stoppedCases)('$name → $state', async (c) => {
+    const id = await runningRun();
+    const stopped = task(c.name, id);
+    expect(await runReport(rt, stopped)).toBe(c.action);
+
+    const run = await flowRun(id);
+    expect(run.state_type).toBe(c.state);
+    expect(run.infrastructure_pid).toBe(infrastructurePid(stopped));
+    const logs = await logsOf(id);
+    if (c.message === undefined || c.log === undefined) {
+      expect(run.state_name).toBe('Running');
+      expect(logs).toEqual([]);
+      return;
+    }
+    expect(run.state.message).toBe(c.message);
+    expect(logs).toEqual([
+      { ...logs[0], level: c.log.level, message: expect.stringContaining(c.log.contains) },
+    ]);
+    expect(logs[0]?.message).toContain('Resolution:');
+
+    // At least once delivery: the same event again finds the run final and changes nothing.
+    expect(await runReport(rt, stopped)).toBe('run-moved-on');
+    expect((await stateHistory(id)).filter((s) => s.type === 'CRASHED')).toHaveLength(1);
+    expect(await logsOf(id)).toHaveLength(1);
+  });
+
+  it('ignores a task the launcher did not start, leaving the run alone', async () => {
+    const id = await runningRun();
+    expect(await runReport(rt, task('foreign-service-task', id))).toBe('ignored');
+    const run = await flowRun(id);
+    expect(run).toMatchObject({ state_type: 'RUNNING', infrastructure_pid: null });
+  });
+
+  it('ends a Cancelling run Cancelled when its task stops, whatever the exit code', async () => {
+    const id = await runningRun();
+    await setState(id, 'CANCELLING');
+    expect(await runReport(rt, task('stopped-exit-1', id))).toBe('cancelled');
+    const run = await flowRun(id);
+    expect(run.state_type).toBe('CANCELLED');
+    expect(run.state.message).toBe(
+      'Flow run cancelled; its ECS task stopped (Essential container in task exited).',
+    );
+  });
+});
+
+describe('report: task start-up events', () => {
+  it.each([
+    ['provisioning', 'ECS task is provisioning.'],
+    ['pending', 'ECS task is pending.'],
+  ])('%s on a Pending run → InfrastructurePending with the pid', async (name, message) => {
+    const id = await pendingRun();
+    const t = task(name, id);
+    expect(await runReport(rt, t)).toBe('infrastructure-pending');
+    const run = await flowRun(id);
+    expect(run).toMatchObject({
+      state_type: 'PENDING',
+      state_name: 'InfrastructurePending',
+      infrastructure_pid: infrastructurePid(t),
+      state: { message },
+    });
+  });
+
+  it('RUNNING sets the pid and leaves the state to the engine', async () => {
+    const id = await runningRun();
+    const t = task('running', id);
+    expect(await runReport(rt, t)).toBe('pid-set');
+    expect(await flowRun(id)).toMatchObject({
+      state_type: 'RUNNING',
+      infrastructure_pid: infrastructurePid(t),
+    });
+    expect(await runReport(rt, t)).toBe('left-to-engine');
+  });
+
+  it('a late PENDING after RUNNING does not move a Running run back', async () => {
+    const id = await runningRun();
+    await runReport(rt, task('running', id));
+    await runReport(rt, task('pending', id));
+    expect(await flowRun(id)).toMatchObject({ state_type: 'RUNNING', state_name: 'Running' });
+  });
+});
+
+/**
+ * Events arrive at least once and in any order. The runs start Pending, as the launcher's claim leaves them,
+ * and nobody sets Running (no engine runs here): that exercises InfrastructurePending too, and a Pending run
+ * that receives STOPPED with exit 1 ends Crashed just as a Running one does.
+ */
+describe('report: event order and duplicates', () => {
+  const sequence = ['provisioning', 'pending', 'running', 'stopped-exit-1'] as const;
+
+  async function deliver(names: readonly string[]) {
+    const id = await pendingRun();
+    for (const name of names) await runReport(rt, task(name, id));
+    const run = await flowRun(id);
+    const crashes = (await stateHistory(id)).filter((s) => s.type === 'CRASHED');
+    return { id, run, crashes, logs: await logsOf(id) };
+  }
+
+  it('ends every permutation, with duplicates, where the ordered sequence ends, crashing once', async () => {
+    const ordered = await deliver(sequence);
+    expect(ordered.run).toMatchObject({ state_type: 'CRASHED', state: { message: nonZero } });
+    expect(ordered.crashes).toHaveLength(1);
+    expect(ordered.logs).toHaveLength(1);
+    expect((await stateHistory(ordered.id)).map((s) => s.name)).toEqual([
+      'Scheduled',
+      'Pending',
+      'InfrastructurePending',
+      'Crashed',
+    ]);
+
+    const arrivals = fc
+      .array(fc.constantFrom(...sequence), { maxLength: 4 })
+      .chain((extra) =>
+        fc.shuffledSubarray([...sequence, ...extra], { minLength: sequence.length + extra.length }),
+      );
+    await fc.assert(
+      fc.asyncProperty(arrivals, async (names) => {
+        const { id, run, crashes, logs } = await deliver(names);
+        expect(run.state_type).toBe(ordered.run.state_type);
+        expect(run.state.message).toBe(ordered.run.state.message);
+        expect(run.infrastructure_pid).toBe(infrastructurePid(task('running', id)));
+        expect(crashes).toHaveLength(1);
+        expect(logs.map((l) => l.message)).toEqual(ordered.logs.map((l) => l.message));
+      }),
+      { numRuns: 20 },
+    );
+  }, 60_000);
+});
