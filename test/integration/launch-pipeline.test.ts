@@ -84,6 +84,17 @@ function executor(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
   );
 }
 
+/** Runs every execution the polls started to its end; the results by execution (flow run) name. */
+function runExecutions(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
+  return executor(rt, stateMachineArn, ecs).settle();
+}
+
+/** One poll, then every execution it started. */
+async function pollAndRun(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
+  await runPoll(rt);
+  return runExecutions(rt, stateMachineArn, ecs);
+}
+
 describe('launch pipeline: poll → Step Functions execution → Prepare → Wait → RunTask → report', () => {
   it('launches a scheduled run as exactly one ECS task with the rendered definition, a log line and its pid', async () => {
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
@@ -132,10 +143,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       process.env.LAUNCHER_LOG_LEVEL = level;
     });
     const run = await scheduleFlowRun(deploymentId);
-    await runPoll(rt);
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    const results = await exec.settle();
+    const results = await pollAndRun(rt, stateMachineArn);
     expect(results.get(run.id)?.status).toBe('SUCCEEDED');
 
     const [task] = (await tasksOf(cluster)) as [Task];
@@ -174,11 +182,9 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       settings: { LAUNCHER_VPC_ID: vpcId, LAUNCHER_SUBNETS: subnet, LAUNCHER_SECURITY_GROUPS: group },
     });
     const run = await scheduleFlowRun(deploymentId);
-    await runPoll(rt);
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    expect((await exec.settle()).get(run.id)?.status).toBe('SUCCEEDED');
-    const [output] = [...exec.results().values()].map((r) => r.output as { prepared: { runTask: unknown } });
+    const results = await pollAndRun(rt, stateMachineArn);
+    expect(results.get(run.id)?.status).toBe('SUCCEEDED');
+    const [output] = [...results.values()].map((r) => r.output as { prepared: { runTask: unknown } });
     expect(output?.prepared.runTask).toMatchObject({
       NetworkConfiguration: {
         AwsvpcConfiguration: { Subnets: [subnet], SecurityGroups: [group], AssignPublicIp: 'DISABLED' },
@@ -202,9 +208,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       },
       describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
     };
-    const exec = executor(rt, stateMachineArn, ecs);
-    await exec.pickUp();
-    await exec.settle();
+    await runExecutions(rt, stateMachineArn, ecs);
     expect(ranAt).toBeGreaterThanOrEqual(scheduled.getTime());
     expect(ranAt - scheduled.getTime()).toBeLessThan(2_000);
     expect((await flowRun(run.id)).state_type).not.toBe('SCHEDULED');
@@ -213,10 +217,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
   it('crashes a run whose job variables are invalid, naming the variable, and starts no task', async () => {
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
     const run = await scheduleFlowRun(deploymentId, { jobVariables: { cpu: 1000, memory: 999999 } });
-    await runPoll(rt);
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    expect((await exec.settle()).get(run.id)?.status).toBe('FAILED');
+    expect((await pollAndRun(rt, stateMachineArn)).get(run.id)?.status).toBe('FAILED');
     const view = await flowRun(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state.message).toMatch(
@@ -230,10 +231,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     const run = await scheduleFlowRun(deploymentId, {
       jobVariables: { env: { BIG: 'x'.repeat(210 * 1024) } },
     });
-    await runPoll(rt);
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    await exec.settle();
+    await pollAndRun(rt, stateMachineArn);
     const view = await flowRun(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state.message).toMatch(
@@ -247,10 +245,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       jobVariables: { cluster: 'no-such-cluster' },
     });
     const run = await scheduleFlowRun(deploymentId);
-    await runPoll(rt);
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    await exec.settle();
+    await pollAndRun(rt, stateMachineArn);
     const view = await flowRun(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state.message).toBe(
@@ -270,9 +265,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       },
       describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
     };
-    const exec = executor(rt, stateMachineArn, ecs);
-    await exec.pickUp();
-    await exec.settle();
+    await runExecutions(rt, stateMachineArn, ecs);
     expect(attempts).toBe(5);
     const view = await flowRun(run.id);
     expect(view.state_type).toBe('CRASHED');
@@ -296,9 +289,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(new Set(executions.map((e) => e.name)).size).toBe(200);
     expect(executions).toHaveLength(200);
 
-    const exec = executor(rt, stateMachineArn);
-    await exec.pickUp();
-    const results = await exec.settle();
+    const results = await runExecutions(rt, stateMachineArn);
     expect([...results.values()].filter((r) => r.status === 'SUCCEEDED')).toHaveLength(200);
 
     const tasks = await tasksOf(cluster);

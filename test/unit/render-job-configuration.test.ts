@@ -3,8 +3,8 @@ import path from 'node:path';
 import { JobConfigurationError, LauncherError, PrefectApiError } from '../../src/errors';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import {
-  type ContainerCredential,
   DEFAULT_COMMAND,
+  type FlowRunContext,
   type PrepareJobConfigurationInput,
   parseJobConfiguration,
   prepareJobConfiguration,
@@ -18,15 +18,7 @@ import {
   poolDefaults,
 } from '../../src/render/job-variables';
 import { resolveReferences } from '../../src/render/references';
-import type {
-  BaseJobTemplate,
-  DeploymentInfo,
-  FlowInfo,
-  FlowRunInfo,
-  Json,
-  JsonObject,
-  TemplateReferenceReader,
-} from '../../src/render/types';
+import type { BaseJobTemplate, Json, JsonObject, TemplateReferenceReader } from '../../src/render/types';
 
 /**
  * Golden cases: test/fixtures/job-configuration/<case>/input.json → expected.json. Every expected file was
@@ -39,17 +31,10 @@ const goldenRoot = path.join(__dirname, '..', 'fixtures', 'job-configuration');
 const update = process.env.UPDATE_GOLDEN === '1';
 const DEFAULT_TEMPLATE = defaultTemplate as unknown as BaseJobTemplate;
 
-interface GoldenInput {
+interface GoldenInput extends FlowRunContext {
   description: string;
   /** "default": prefect-aws's default base job template (src/render/default-base-job-template.json). */
   template: BaseJobTemplate | 'default';
-  deployment: DeploymentInfo | null;
-  flowRun: FlowRunInfo;
-  flow: FlowInfo;
-  workPool: { id: string; name: string };
-  workerName: string;
-  apiUrl: string;
-  containerCredential: ContainerCredential;
   /** Block documents by ID, by `<type slug>/<name>`, and variables by name, as the Prefect API has them. */
   blocks?: { [id: string]: JsonObject };
   blocksByName?: { [slugAndName: string]: JsonObject };
