@@ -1,5 +1,6 @@
 import {
   CreateClusterCommand,
+  DeregisterTaskDefinitionCommand,
   DescribeTaskDefinitionCommand,
   DescribeTasksCommand,
   ECSClient,
@@ -86,11 +87,16 @@ export async function describeTaskDefinition(ecs: ECSClient, ref: string): Promi
   return taskDefinitionInfo(td.taskDefinitionArn, td, false);
 }
 
+/** Described revisions whose tags (which ECS returns only when asked) mark them for auto-deregistration. */
+const autoDeregistered = new WeakSet<TaskDefinition>();
+
+/** A revision, or null when ECS does not know it. */
 async function describeOrNull(ecs: ECSClient, ref: string): Promise<TaskDefinition | null> {
   try {
-    return (
-      (await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: ref }))).taskDefinition ?? null
-    );
+    const out = await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: ref, include: ['TAGS'] }));
+    if (!out.taskDefinition) return null;
+    if (hasAutoDeregisterTag(out.tags)) autoDeregistered.add(out.taskDefinition);
+    return out.taskDefinition;
   } catch (err) {
     if (isNotFound(err)) return null;
     if (isThrottlingError(err)) {
@@ -118,8 +124,13 @@ async function findEqualRevision(
   newerThan?: number,
 ): Promise<{ match: TaskDefinition | null; latestRevision: number }> {
   const family = definition.family as string;
+  // A revision tagged for auto-deregistration belongs to the one run that registered it: its task's STOPPED
+  // event deregisters it, so a second run reusing it could find it INACTIVE (or lose it mid-launch).
   const isReusable = (td: TaskDefinition | null): td is TaskDefinition =>
-    td?.status === 'ACTIVE' && Boolean(td.taskDefinitionArn) && taskDefinitionsEqual(definition, td);
+    td?.status === 'ACTIVE' &&
+    !autoDeregistered.has(td) &&
+    Boolean(td.taskDefinitionArn) &&
+    taskDefinitionsEqual(definition, td);
 
   const latest = await describeOrNull(ecs, family);
   const latestRevision = latest?.revision ?? 0;
@@ -227,6 +238,23 @@ export async function findOrRegisterTaskDefinition(
   }
 }
 
+function hasAutoDeregisterTag(tags: { key?: string; value?: string }[] | undefined): boolean {
+  return (tags ?? []).some((t) => t.key === AUTO_DEREGISTER_TAG_KEY && t.value?.toLowerCase() === 'true');
+}
+
+/**
+ * Deregisters `arn` when the revision itself carries the auto-deregistration tag, i.e. the launcher registered
+ * it for one run that asked for `auto_deregister_task_definition` (never a revision someone else registered,
+ * even when the task carries the tag). Returns whether it did; an unknown or already INACTIVE revision is a no-op.
+ * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeregisterTaskDefinition.html
+ */
+export async function deregisterIfTagged(ecs: ECSClient, arn: string): Promise<boolean> {
+  const td = await describeOrNull(ecs, arn);
+  if (td?.status !== 'ACTIVE' || !autoDeregistered.has(td)) return false;
+  await ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn }));
+  return true;
+}
+
 /** RunTask as given; used by the offline `.sync` emulation (on AWS, Step Functions makes this call). */
 export function runTask(ecs: ECSClient, request: RunTaskCommandInput): Promise<RunTaskCommandOutput> {
   return ecs.send(new RunTaskCommand(request));
@@ -240,6 +268,31 @@ export async function describeTask(
 ): Promise<Task | undefined> {
   const out = await ecs.send(new DescribeTasksCommand({ cluster, tasks: [taskArn] }));
   return out.tasks?.[0];
+}
+
+/** What DescribeTasks knows of each task: the task, or 'MISSING' when ECS no longer has it. */
+export type TaskLookup = Map<string, Task | 'MISSING'>;
+
+/**
+ * Many tasks of one cluster, in batches of 100 (DescribeTasks' limit). ECS answers an unknown ARN with a
+ * `MISSING` failure rather than an error; stopped tasks stay visible for at least an hour.
+ * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html
+ */
+export async function describeTasks(
+  ecs: ECSClient,
+  cluster: string,
+  taskArns: string[],
+): Promise<TaskLookup> {
+  const found: TaskLookup = new Map();
+  for (let i = 0; i < taskArns.length; i += 100) {
+    const batch = taskArns.slice(i, i + 100);
+    const out = await ecs.send(new DescribeTasksCommand({ cluster, tasks: batch }));
+    for (const task of out.tasks ?? []) if (task.taskArn) found.set(task.taskArn, task);
+    for (const failure of out.failures ?? []) {
+      if (failure.arn && failure.reason === 'MISSING') found.set(failure.arn, 'MISSING');
+    }
+  }
+  return found;
 }
 
 /** A task definition as ECS describes it (the local task runner reads its containers). */

@@ -69,7 +69,7 @@ describe('findOrRegisterTaskDefinition', () => {
 
   it('reuses the revision a concurrent launch registered meanwhile', async () => {
     ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam' })
+      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam', include: ['TAGS'] })
       .rejectsOnce(notFound())
       .rejectsOnce(notFound())
       .resolves({ taskDefinition: registered(1) });
@@ -114,16 +114,16 @@ describe('findOrRegisterTaskDefinition', () => {
     // aws-sdk-client-mock: a later matcher for the same command wins, so the catch-all comes first.
     ecsMock.on(DescribeTaskDefinitionCommand).rejects(notFound());
     ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam' })
+      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam', include: ['TAGS'] })
       .resolves({ taskDefinition: registered(9, 'other') });
     ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:8' })
+      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:8', include: ['TAGS'] })
       .resolves({ taskDefinition: registered(8, 'x') });
     ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:7' })
+      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:7', include: ['TAGS'] })
       .resolves({ taskDefinition: registered(7) });
     ecsMock
-      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:6' })
+      .on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:6', include: ['TAGS'] })
       .resolves({ taskDefinition: registered(6) });
     const result = await findOrRegisterTaskDefinition(ecs, definition, {
       autoDeregister: false,
@@ -139,10 +139,10 @@ describe('findOrRegisterTaskDefinition', () => {
   });
 
   it('skips inactive revisions', async () => {
-    ecsMock.on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam' }).resolves({
+    ecsMock.on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam', include: ['TAGS'] }).resolves({
       taskDefinition: registered(2, 'img', 'INACTIVE'),
     });
-    ecsMock.on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:1' }).resolves({
+    ecsMock.on(DescribeTaskDefinitionCommand, { taskDefinition: 'fam:1', include: ['TAGS'] }).resolves({
       taskDefinition: registered(1, 'img', 'INACTIVE'),
     });
     ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: registered(3) });
