@@ -60,8 +60,13 @@ export interface LauncherConfig {
   workerName: string;
   /** Bound on concurrent Prefect / AWS calls within one invocation. */
   concurrency: number;
-  /** Seconds a CANCELLING run may keep running before the launcher stops its task. */
+  /**
+   * Seconds a running CANCELLING run may keep running before the launcher stops its task. Below the
+   * server's own 300 s cancellation timeout, so the launcher usually acts first and says why.
+   */
   cancelGraceSeconds: number;
+  /** How old evidence must be before the sweep acts on it (a claim without execution, a stopped task). */
+  sweepSettleSeconds: number;
   region: string | undefined;
 }
 
@@ -200,7 +205,8 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     lookaheadSeconds: integer(env, 'LAUNCHER_LOOKAHEAD_SECONDS', 90, 0, 3600),
     workerName: text(env, 'LAUNCHER_WORKER_NAME') ?? `prefect-ecs-launcher ${workPool}`,
     concurrency: integer(env, 'LAUNCHER_CONCURRENCY', 8, 1, 64),
-    cancelGraceSeconds: integer(env, 'LAUNCHER_CANCEL_GRACE_SECONDS', 300, 0, 86400),
+    cancelGraceSeconds: integer(env, 'LAUNCHER_CANCEL_GRACE_SECONDS', 240, 0, 86400),
+    sweepSettleSeconds: integer(env, 'LAUNCHER_SWEEP_SETTLE_SECONDS', 120, 0, 3600),
     region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION'),
   };
 }

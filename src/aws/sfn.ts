@@ -2,6 +2,7 @@ import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
   type ExecutionListItem,
   type ExecutionStatus,
   ListExecutionsCommand,
@@ -94,6 +95,37 @@ export async function readExecutionInput(client: SFNClient, executionArn: string
   return JSON.parse(out.input ?? '{}') as LaunchInput;
 }
 
+/** What Step Functions knows of one execution; MISSING when it never existed (or its 90 days are over). */
+export interface ExecutionFacts {
+  status: ExecutionStatus | 'MISSING';
+  stopDate?: Date;
+}
+
+/** Names of the state machine's RUNNING executions (ListExecutions pages hold up to 1,000). */
+export async function runningExecutionNames(
+  client: SFNClient,
+  stateMachineArn: string,
+): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const e of await listExecutions(client, stateMachineArn, 'RUNNING')) if (e.name) names.add(e.name);
+  return names;
+}
+
+export async function describeExecution(client: SFNClient, executionArn: string): Promise<ExecutionFacts> {
+  try {
+    const out = await client.send(new DescribeExecutionCommand({ executionArn }));
+    return { status: out.status ?? 'RUNNING', ...(out.stopDate ? { stopDate: out.stopDate } : {}) };
+  } catch (err) {
+    if (err instanceof ExecutionDoesNotExist) return { status: 'MISSING' };
+    throw err;
+  }
+}
+
+/**
+ * Stops an execution; Step Functions then stops the ECS task its `.sync` state started (best effort).
+ * Stopping one that has already ended is a no-op on AWS.
+ * https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
+ */
 export async function stopExecution(client: SFNClient, executionArn: string, cause: string): Promise<void> {
   await client.send(new StopExecutionCommand({ executionArn, cause: cause.slice(0, 32768) }));
 }

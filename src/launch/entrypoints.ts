@@ -1,16 +1,47 @@
-import { startLaunchExecution } from '../aws/sfn';
+import { deregisterIfTagged, describeTasks, stopTask } from '../aws/ecs';
+import {
+  describeExecution,
+  executionArnFor,
+  runningExecutionNames,
+  startLaunchExecution,
+  stopExecution,
+} from '../aws/sfn';
 import { type CredentialSource, requireStateMachineArn } from '../config';
 import type { ContainerCredential } from '../render/job-configuration';
 import type { Runtime } from '../runtime';
 import { type CrashInput, reportLaunchFailure } from './crash';
 import { type PollSummary, poll } from './poll';
 import { type PreparedLaunch, prepareLaunch } from './prepare';
+import { type ReconcileAws, reconcile } from './reconcile';
 import { reportTaskStateChange, type TaskStateChange } from './report';
 
 /** One function per Lambda: what the handler calls once it has validated its event. */
 
-export function runPoll(rt: Runtime, now?: () => Date): Promise<PollSummary> {
+/** The AWS calls of the reconciliation sweep, against the launch state machine and ECS. */
+export function reconcileAws(rt: Runtime, stateMachineArn: string): ReconcileAws {
+  const { sfn, ecs } = rt.aws;
+  return {
+    runningExecutions: () => runningExecutionNames(sfn, stateMachineArn),
+    describeExecution: (name) => describeExecution(sfn, executionArnFor(stateMachineArn, name)),
+    startExecution: (input) => startLaunchExecution(sfn, stateMachineArn, input),
+    stopExecution: (name, cause) => stopExecution(sfn, executionArnFor(stateMachineArn, name), cause),
+    describeTasks: (cluster, arns) => describeTasks(ecs, cluster, arns),
+    stopTask: (cluster, arn, reason) => stopTask(ecs, cluster, arn, reason),
+  };
+}
+
+/**
+ * One poll: cancel and sweep (src/launch/reconcile.ts), then claim and start. `aws` replaces the sweep's AWS
+ * calls (the local executor overlays what it runs itself).
+ */
+export function runPoll(
+  rt: Runtime,
+  options: { now?: () => Date; aws?: (base: ReconcileAws) => ReconcileAws } = {},
+): Promise<PollSummary> {
   const stateMachineArn = requireStateMachineArn(rt.config);
+  const now = options.now ?? (() => new Date());
+  const base = reconcileAws(rt, stateMachineArn);
+  const log = rt.log.child({ function: 'poll' });
   return poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
@@ -22,8 +53,22 @@ export function runPoll(rt: Runtime, now?: () => Date): Promise<PollSummary> {
       pollIntervalSeconds: rt.config.pollIntervalSeconds,
       concurrency: rt.config.concurrency,
     },
-    log: rt.log.child({ function: 'poll' }),
-    ...(now ? { now } : {}),
+    reconcile: () =>
+      reconcile({
+        prefect: rt.prefect,
+        aws: options.aws ? options.aws(base) : base,
+        settings: {
+          workPool: rt.config.workPool,
+          workerName: rt.config.workerName,
+          concurrency: rt.config.concurrency,
+          settleSeconds: rt.config.sweepSettleSeconds,
+          cancelGraceSeconds: rt.config.cancelGraceSeconds,
+        },
+        log: log.child({ step: 'reconcile' }),
+        now: now(),
+      }),
+    log,
+    now,
   });
 }
 
@@ -35,7 +80,18 @@ export function runCrash(rt: Runtime, input: CrashInput) {
 }
 
 export function runReport(rt: Runtime, task: TaskStateChange) {
-  return reportTaskStateChange({ prefect: rt.prefect, log: rt.log.child({ function: 'report' }) }, task);
+  const { ecs } = rt.aws;
+  return reportTaskStateChange(
+    {
+      prefect: rt.prefect,
+      ecs: {
+        stopTask: (cluster, arn, reason) => stopTask(ecs, cluster, arn, reason),
+        deregisterIfTagged: (arn) => deregisterIfTagged(ecs, arn),
+      },
+      log: rt.log.child({ function: 'report' }),
+    },
+    task,
+  );
 }
 
 /**

@@ -4,6 +4,7 @@ import type { PrefectClient } from '../prefect/client';
 import { pendingState, scheduledState } from '../prefect/states';
 import type { FlowRun, OrchestrationResult } from '../prefect/types';
 import { mapLimit } from './concurrency';
+import { claimMessage, type ReconcileSummary } from './reconcile';
 
 /**
  * One poll: heartbeat the pool, take the runs due within the look-ahead window, claim each with the
@@ -34,6 +35,8 @@ export interface PollDeps {
     scheduledStartTime: string;
   }): Promise<{ alreadyStarted: boolean }>;
   settings: PollSettings;
+  /** Cancels this pool's Cancelling runs and sweeps its launches (src/launch/reconcile.ts), before claiming. */
+  reconcile?: () => Promise<ReconcileSummary>;
   log: Logger;
   now?: () => Date;
 }
@@ -50,6 +53,8 @@ export type RunOutcome =
 export interface PollSummary {
   due: number;
   outcomes: Record<RunOutcome, number>;
+  /** Absent when the poll does not reconcile, or when reconciling failed (logged; claiming goes on). */
+  reconciled?: ReconcileSummary;
 }
 
 export async function poll(deps: PollDeps): Promise<PollSummary> {
@@ -71,6 +76,15 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
     name: settings.workerName,
     heartbeatIntervalSeconds: settings.pollIntervalSeconds,
   });
+
+  let reconciled: ReconcileSummary | undefined;
+  if (deps.reconcile) {
+    try {
+      reconciled = await deps.reconcile();
+    } catch (error) {
+      log.error('reconciliation failed; claiming goes on and the next poll reconciles again', { error });
+    }
+  }
 
   // The server applies paused pools/queues and pool/queue concurrency limits to this answer, so never
   // claim anything it did not return.
@@ -94,6 +108,7 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
       'stranded-pending': 0,
       'claim-failed': 0,
     },
+    ...(reconciled ? { reconciled } : {}),
   };
   for (const o of outcomes) summary.outcomes[o] += 1;
   log.info('poll finished', { workPool: settings.workPool, ...summary });
@@ -105,7 +120,11 @@ async function launchOne(deps: PollDeps, run: FlowRun, now: Date, log: Logger): 
     toRfc3339(run.next_scheduled_start_time ?? run.expected_start_time) ?? now.toISOString();
   let claim: OrchestrationResult;
   try {
-    claim = await deps.prefect.setFlowRunState(run.id, pendingState(run.id), { force: false });
+    claim = await deps.prefect.setFlowRunState(
+      run.id,
+      pendingState(run.id, claimMessage(deps.settings.workerName)),
+      { force: false },
+    );
   } catch (error) {
     // Nothing changed on the server, so the run stays Scheduled for the next poll.
     log.warn('claim failed; the next poll retries', { error });

@@ -21,9 +21,12 @@ export function flowRunState(
   };
 }
 
-/** The claim: SCHEDULED → PENDING. The server ABORTs a second one (`PreventPendingTransitions`). */
-export function pendingState(flowRunId: string): StateCreate {
-  return flowRunState(flowRunId, 'PENDING');
+/**
+ * The claim: SCHEDULED → PENDING. The server ABORTs a second one (`PreventPendingTransitions`). The launcher
+ * says who claimed it in the message, which is how its sweep recognises a claim whose launch never started.
+ */
+export function pendingState(flowRunId: string, message?: string): StateCreate {
+  return flowRunState(flowRunId, 'PENDING', message ? { message } : {});
 }
 
 /**

@@ -277,6 +277,7 @@ export interface FlowRunFilter {
   } | null;
   start_time?: { before_?: string | null; after_?: string | null; is_null_?: boolean | null } | null;
   expected_start_time?: { before_?: string | null; after_?: string | null } | null;
+  end_time?: { before_?: string | null; after_?: string | null; is_null_?: boolean | null } | null;
 }
 
 export type FlowRunSort =

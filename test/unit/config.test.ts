@@ -224,6 +224,7 @@ describe('parseConfig', () => {
         LAUNCHER_WORKER_NAME: 'launcher-eu',
         LAUNCHER_CONCURRENCY: '16',
         LAUNCHER_CANCEL_GRACE_SECONDS: '0',
+        LAUNCHER_SWEEP_SETTLE_SECONDS: '15',
         AWS_REGION: 'eu-west-1',
         AWS_DEFAULT_REGION: 'us-east-1',
       }),
@@ -248,6 +249,7 @@ describe('parseConfig', () => {
       workerName: 'launcher-eu',
       concurrency: 16,
       cancelGraceSeconds: 0,
+      sweepSettleSeconds: 15,
       region: 'eu-west-1',
     });
   });
@@ -261,7 +263,8 @@ describe('parseConfig', () => {
       lookaheadSeconds: 90,
       workerName: 'prefect-ecs-launcher my-ecs-pool',
       concurrency: 8,
-      cancelGraceSeconds: 300,
+      cancelGraceSeconds: 240,
+      sweepSettleSeconds: 120,
       region: 'us-east-2',
     });
     expect(parseConfig(env()).region).toBeUndefined();
@@ -306,6 +309,7 @@ describe('parseConfig', () => {
     ['LAUNCHER_CONCURRENCY', '0', 1, 64],
     ['LAUNCHER_CONCURRENCY', '8 threads', 1, 64],
     ['LAUNCHER_CANCEL_GRACE_SECONDS', '-5', 0, 86400],
+    ['LAUNCHER_SWEEP_SETTLE_SECONDS', '4000', 0, 3600],
     ['LAUNCHER_HTTP_TIMEOUT_SECONDS', '30s', 1, 300],
   ])('rejects %s = %j', (name, value, min, max) => {
     expect(configError(() => parseConfig(env({ [name]: value }))).message).toBe(
