@@ -30,6 +30,7 @@ export function infrastructurePid(task: Pick<TaskStateChange, 'clusterArn' | 'ta
 
 export type ReportAction =
   | 'ignored'
+  | 'task-stopped'
   | 'pid-set'
   | 'infrastructure-pending'
   | 'crashed'
@@ -42,18 +43,41 @@ export type ReportPrefect = Pick<
   'readFlowRun' | 'updateFlowRun' | 'setFlowRunState' | 'createFlowRunLogs'
 >;
 
+/** The ECS calls the reporter makes (src/aws/ecs.ts provides them). */
+export interface ReportEcs {
+  stopTask(cluster: string, taskArn: string, reason: string): Promise<void>;
+  /** Deregisters the revision when it carries the auto-deregistration tag; returns whether it did. */
+  deregisterIfTagged(taskDefinitionArn: string): Promise<boolean>;
+}
+
+export interface ReportDeps {
+  prefect: ReportPrefect;
+  ecs: ReportEcs;
+  log: Logger;
+}
+
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 
-export async function reportTaskStateChange(
-  deps: { prefect: ReportPrefect; log: Logger },
-  task: TaskStateChange,
-): Promise<ReportAction> {
+export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateChange): Promise<ReportAction> {
   const flowRunId = flowRunIdOfTask(task);
   if (!flowRunId) return 'ignored';
   const { prefect } = deps;
   const log = deps.log.child({ flowRunId, taskArn: task.taskArn, lastStatus: task.lastStatus });
+  if (task.lastStatus === 'STOPPED' && task.taskDefinitionArn) {
+    // prefect-aws's observer does the same on STOPPED (spec §6, deregister_task_definition); only revisions
+    // the launcher registered for one run carry the tag, and it never reuses them (src/aws/ecs.ts).
+    if (await deps.ecs.deregisterIfTagged(task.taskDefinitionArn)) {
+      log.info('task definition deregistered', { taskDefinitionArn: task.taskDefinitionArn });
+    }
+  }
   const run = await prefect.readFlowRun(flowRunId);
   const type = run.state?.type ?? run.state_type;
+  if (type === 'CANCELLED' && task.lastStatus !== 'STOPPED' && task.desiredStatus !== 'STOPPED') {
+    // A task that started after its run was cancelled (the cancel raced the RunTask call): nobody wants it.
+    await deps.ecs.stopTask(task.clusterArn, task.taskArn, 'Flow run was cancelled (prefect-ecs-launcher)');
+    log.warn('stopped a task whose flow run is cancelled');
+    return 'task-stopped';
+  }
   if (!type || FINAL.includes(type) || type === 'SCHEDULED' || type === 'PAUSED') {
     log.info('event ignored: the run has moved on', { state: type });
     return 'run-moved-on';
