@@ -62,5 +62,6 @@ export function withTaskStateChangeEvents(
       if (task?.lastStatus === 'RUNNING' || task?.lastStatus === 'STOPPED') await emit(task, task.lastStatus);
       return task;
     },
+    ...(ecs.stopTask ? { stopTask: ecs.stopTask.bind(ecs) } : {}),
   };
 }

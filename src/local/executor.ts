@@ -1,15 +1,18 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { listExecutions, readExecutionInput } from '../aws/sfn';
+import { executionArnFor, listExecutions, readExecutionInput, stopExecution } from '../aws/sfn';
+import type { ReconcileAws } from '../launch/reconcile';
 import type { ExecutionResult, LocalLaunchMachine, RunningExecution } from './launch-machine';
 
 /**
  * Plays Step Functions offline: moto records the executions the poll starts (with AWS's name idempotency)
  * but cannot run our definition, so this picks up each new execution and runs the very same definition
- * locally, once per execution name.
+ * locally, once per execution name. A StopExecution in moto aborts the local run (which stops its task, as
+ * Step Functions does); a local run's end is told to moto with StopExecution, the one way to end an
+ * execution there, so that moto no longer lists it as RUNNING.
  */
 export class LocalExecutor {
   private readonly running = new Map<string, RunningExecution>();
-  private readonly finished = new Map<string, ExecutionResult>();
+  private readonly finished = new Map<string, ExecutionResult & { stopDate: Date }>();
 
   constructor(
     private readonly sfn: SFNClient,
@@ -22,7 +25,10 @@ export class LocalExecutor {
   /** Starts executions moto has that are not yet running here, up to the limit; returns how many it started. */
   async pickUp(): Promise<number> {
     let started = 0;
-    for (const execution of await listExecutions(this.sfn, this.stateMachineArn, 'RUNNING')) {
+    const listed = await listExecutions(this.sfn, this.stateMachineArn, 'RUNNING');
+    const stillRunning = new Set(listed.map((e) => e.name));
+    for (const [name, run] of this.running) if (!stillRunning.has(name)) run.abort();
+    for (const execution of listed) {
       const name = execution.name;
       if (!name || !execution.executionArn || this.running.has(name) || this.finished.has(name)) continue;
       if (this.running.size >= this.maxRunning) break;
@@ -30,9 +36,16 @@ export class LocalExecutor {
       const run = this.machine.start(name, input);
       this.running.set(name, run);
       started += 1;
-      void run.result.then((result) => {
+      void run.result.then(async (result) => {
         this.running.delete(name);
-        this.finished.set(name, result);
+        this.finished.set(name, { ...result, stopDate: new Date() });
+        if (result.status !== 'ABORTED') {
+          await stopExecution(
+            this.sfn,
+            executionArnFor(this.stateMachineArn, name),
+            `ended locally: ${result.status}`,
+          ).catch(() => undefined);
+        }
       });
     }
     return started;
@@ -72,5 +85,16 @@ export class LocalExecutor {
 
   results(): ReadonlyMap<string, ExecutionResult> {
     return this.finished;
+  }
+
+  /** The sweep's view of executions with what ran here: a local run's own end status instead of moto's. */
+  reconcileAws(base: ReconcileAws): ReconcileAws {
+    return {
+      ...base,
+      describeExecution: async (name) => {
+        const done = this.finished.get(name);
+        return done ? { status: done.status, stopDate: done.stopDate } : base.describeExecution(name);
+      },
+    };
   }
 }

@@ -1,4 +1,4 @@
-import { describeTask, runTask } from '../aws/ecs';
+import { describeTask, runTask, stopTask } from '../aws/ecs';
 import { runCrash, runPrepare, runReport } from '../launch/entrypoints';
 import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
 import type { Runtime } from '../runtime';
@@ -21,6 +21,7 @@ export function localLaunchMachine(
   const ecs = options.ecs ?? {
     runTask: (request) => runTask(rt.aws.ecs, request),
     describeTask: (cluster, taskArn) => describeTask(rt.aws.ecs, cluster, taskArn),
+    stopTask: (cluster, taskArn, reason) => stopTask(rt.aws.ecs, cluster, taskArn, reason),
   };
   return new LocalLaunchMachine(
     {

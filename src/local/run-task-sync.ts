@@ -1,10 +1,12 @@
 import type { RunTaskCommandInput, RunTaskCommandOutput, Task } from '@aws-sdk/client-ecs';
 import { toCamelCase, toPascalCase } from '../launch/casing';
 
-/** The two ECS calls the `.sync` emulation needs; src/aws/ecs.ts provides them, tests may wrap them. */
+/** The ECS calls the `.sync` emulation needs; src/aws/ecs.ts provides them, tests may wrap them. */
 export interface EcsTaskApi {
   runTask(request: RunTaskCommandInput): Promise<RunTaskCommandOutput>;
   describeTask(cluster: string | undefined, taskArn: string): Promise<Task | undefined>;
+  /** What a stopped execution does to its task; without it an aborted execution leaves the task alone. */
+  stopTask?(cluster: string | undefined, taskArn: string, reason: string): Promise<void>;
 }
 
 /** An error as Step Functions names it, so the definition's Retry/Catch match it as they would on AWS. */
@@ -19,6 +21,7 @@ export class StatesError extends Error {
  * What `arn:aws:states:::ecs:runTask.sync` does on AWS, for running the real definition locally:
  * - StartedBy is overwritten with "AWS Step Functions";
  * - ECS API errors surface as `ECS.<ExceptionName>`; a non-empty `failures` list as `AmazonECS.Unknown`;
+ * - an aborted execution stops its task (best effort);
  * - it waits for STOPPED, then fails with `States.TaskFailed` (Cause = the PascalCase task as JSON) when any
  *   container exited non-zero or without an exit code, or the task failed to start; otherwise the task is
  *   the output.
@@ -45,7 +48,12 @@ export async function runTaskSync(
   if (!taskArn) throw new StatesError('AmazonECS.Unknown', 'RunTask returned no task');
 
   for (;;) {
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) {
+      // StopExecution makes Step Functions stop the task its `.sync` state started, best effort.
+      // https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-sync
+      await ecs.stopTask?.(request.cluster, taskArn, 'Execution was stopped').catch(() => undefined);
+      options.signal.throwIfAborted();
+    }
     const task = await ecs.describeTask(request.cluster, taskArn);
     if (task?.lastStatus === 'STOPPED') {
       const failed =

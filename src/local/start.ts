@@ -185,7 +185,7 @@ async function run(
       if (Date.now() - lastPoll >= POLL_SECONDS * 1000) {
         lastPoll = Date.now();
         try {
-          await runPoll(rt);
+          await runPoll(rt, { aws: (base) => executor.reconcileAws(base) });
           await executor.pickUp();
         } catch (err) {
           print(`poll failed: ${(err as Error).message}`);
@@ -226,6 +226,9 @@ async function launcherRuntime(apiUrl: string, motoUrl: string, pool: string): P
       LAUNCHER_WORK_POOL: pool,
       LAUNCHER_POLL_INTERVAL_SECONDS: String(POLL_SECONDS),
       LAUNCHER_LOOKAHEAD_SECONDS: String(LOOKAHEAD_SECONDS),
+      // Cancellation and the sweep can be tuned as in a deployment.
+      LAUNCHER_CANCEL_GRACE_SECONDS: process.env.LAUNCHER_CANCEL_GRACE_SECONDS,
+      LAUNCHER_SWEEP_SETTLE_SECONDS: process.env.LAUNCHER_SWEEP_SETTLE_SECONDS,
     },
     aws,
   );

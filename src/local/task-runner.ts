@@ -86,7 +86,25 @@ export class LocalTaskRunner {
     return {
       runTask: (request) => this.runTask(request),
       describeTask: (cluster, taskArn) => this.describeTask(cluster, taskArn),
+      stopTask: (cluster, taskArn, reason) => this.stopTask(cluster, taskArn, reason),
     };
+  }
+
+  /** StopTask: moto's task stops, and its process gets SIGTERM, then SIGKILL after `graceMs`. */
+  private async stopTask(cluster: string | undefined, taskArn: string, reason: string): Promise<void> {
+    this.terminate(taskArn);
+    await stopTask(this.ecs, cluster, taskArn, reason);
+  }
+
+  private terminate(taskArn: string, graceMs = 10_000): void {
+    const local = this.tasks.get(taskArn);
+    if (!local?.child || local.outcome || local.stopping) return;
+    local.stopping = true;
+    local.child.kill('SIGTERM');
+    const child = local.child;
+    setTimeout(() => {
+      if (!local.outcome) killGroup(child);
+    }, graceMs).unref();
   }
 
   /**
@@ -121,6 +139,8 @@ export class LocalTaskRunner {
   private async describeTask(cluster: string | undefined, taskArn: string): Promise<Task | undefined> {
     const task = await describeTask(this.ecs, cluster, taskArn);
     const local = this.tasks.get(taskArn);
+    // Someone stopped the task in moto directly (the sweep, a cancel): its process goes, as on ECS.
+    if (task?.lastStatus === 'STOPPED') this.terminate(taskArn);
     const outcome = local?.outcome;
     if (!task || !outcome) return task;
     return {
