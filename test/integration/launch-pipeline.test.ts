@@ -4,25 +4,17 @@ import {
   DescribeVpcsCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import {
-  DescribeTaskDefinitionCommand,
-  DescribeTasksCommand,
-  ECSClient,
-  ListTasksCommand,
-  type Task,
-} from '@aws-sdk/client-ecs';
+import { DescribeTaskDefinitionCommand, ECSClient, type Task } from '@aws-sdk/client-ecs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { describeTask, runTask } from '../../src/aws/ecs';
 import { listExecutions } from '../../src/aws/sfn';
 import { runPoll } from '../../src/launch/entrypoints';
-import { LocalExecutor } from '../../src/local/executor';
-import { localLaunchMachine } from '../../src/local/launcher';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
-import defaultTemplate from '../../src/render/default-base-job-template.json';
 import type { Runtime } from '../../src/runtime';
-import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun } from '../harness/env';
-import { createCluster, createLaunchStateMachine, testRuntime } from '../harness/launcher';
+import { awsTestConfig, prefectRaw, scheduleFlowRun } from '../harness/env';
+import { testRuntime } from '../harness/launcher';
+import { executor, launcher, pollAndRun, runExecutions, tasksOf } from '../harness/pipeline';
 
 type FlowRunView = {
   id: string;
@@ -36,17 +28,6 @@ type FlowRunView = {
 const ecsClient = new ECSClient(awsTestConfig());
 const sfnClient = new SFNClient(awsTestConfig());
 
-async function tasksOf(cluster: string): Promise<Task[]> {
-  const arns = (await ecsClient.send(new ListTasksCommand({ cluster }))).taskArns ?? [];
-  if (!arns.length) return [];
-  const tasks: Task[] = [];
-  for (let i = 0; i < arns.length; i += 100) {
-    const out = await ecsClient.send(new DescribeTasksCommand({ cluster, tasks: arns.slice(i, i + 100) }));
-    tasks.push(...(out.tasks ?? []));
-  }
-  return tasks;
-}
-
 async function flowRun(id: string): Promise<FlowRunView> {
   return prefectRaw<FlowRunView>('GET', `/flow_runs/${id}`);
 }
@@ -56,43 +37,6 @@ async function logsOf(id: string): Promise<string[]> {
     logs: { flow_run_id: { any_: [id] } },
   });
   return logs.map((l) => l.message);
-}
-
-/** A launcher deployment in miniature: one pool, one cluster, the state machine in moto, the runtime. */
-async function launcher(
-  options: { jobVariables?: Record<string, unknown>; settings?: Record<string, string> } = {},
-) {
-  const cluster = await createCluster();
-  const { pool, deploymentId } = await arrangeDeployment({
-    baseJobTemplate: defaultTemplate,
-    jobVariables: { cluster, image: 'prefecthq/prefect:3-latest', ...options.jobVariables },
-  });
-  const stateMachineArn = await createLaunchStateMachine();
-  const rt = await testRuntime({
-    LAUNCHER_WORK_POOL: pool,
-    LAUNCHER_STATE_MACHINE_ARN: stateMachineArn,
-    ...options.settings,
-  });
-  return { cluster, pool, deploymentId, stateMachineArn, rt };
-}
-
-function executor(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
-  return new LocalExecutor(
-    sfnClient,
-    stateMachineArn,
-    localLaunchMachine(rt, { retryIntervalMs: 1, pollIntervalMs: 50, ...(ecs ? { ecs } : {}) }),
-  );
-}
-
-/** Runs every execution the polls started to its end; the results by execution (flow run) name. */
-function runExecutions(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
-  return executor(rt, stateMachineArn, ecs).settle();
-}
-
-/** One poll, then every execution it started. */
-async function pollAndRun(rt: Runtime, stateMachineArn: string, ecs?: EcsTaskApi) {
-  await runPoll(rt);
-  return runExecutions(rt, stateMachineArn, ecs);
 }
 
 describe('launch pipeline: poll → Step Functions execution → Prepare → Wait → RunTask → report', () => {
