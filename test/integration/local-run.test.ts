@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
-import { arrangeDeployment, prefectRaw, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
+import { arrangeDeployment, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
+import { npmStart, within } from '../harness/npm-start';
 
 type FlowRunView = {
   id: string;
@@ -10,49 +9,6 @@ type FlowRunView = {
   state: { message: string | null };
   infrastructure_pid: string | null;
 };
-
-interface NpmStart {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-}
-
-/**
- * `npm start -- <args>` from the checkout, as a user runs it. The test stack's Prefect server stands in for
- * the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
- */
-function npmStart(args: string[]): NpmStart {
-  const child = spawn('npm', ['start', '--', '--api-url', stackUrls().prefectApiUrl, ...args], {
-    cwd: path.resolve(__dirname, '..', '..'),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString();
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => resolve(code));
-  });
-  return { child, output: () => output, exited };
-}
-
-async function within<T>(ms: number, what: string, pending: Promise<T>, started: NpmStart): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      started.child.kill('SIGTERM');
-      reject(new Error(`${what} took over ${ms} ms; npm start printed:\n${started.output()}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([pending, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function flowRunsOf(pool: string): Promise<FlowRunView[]> {
   return prefectRaw<FlowRunView[]>('POST', '/flow_runs/filter', { work_pools: { name: { any_: [pool] } } });

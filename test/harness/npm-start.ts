@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { stackUrls } from './env';
+
+export interface NpmStart {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * `npm start -- <args>` from the checkout, as a user runs it. The test stack's Prefect server stands in for
+ * the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
+ */
+export function npmStart(args: string[]): NpmStart {
+  const child = spawn('npm', ['start', '--', '--api-url', stackUrls().prefectApiUrl, ...args], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+  return { child, output: () => output, exited };
+}
+
+/** `pending`, or after `ms` an error with everything npm start printed (and npm start stopped). */
+export async function within<T>(
+  ms: number,
+  what: string,
+  pending: Promise<T>,
+  started: NpmStart,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      started.child.kill('SIGTERM');
+      reject(new Error(`${what} took over ${ms} ms; npm start printed:\n${started.output()}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The first match of `pattern` in what npm start printed, once it has printed it. */
+export async function printed(started: NpmStart, pattern: RegExp): Promise<RegExpMatchArray> {
+  for (;;) {
+    const match = pattern.exec(started.output());
+    if (match) return match;
+    if (started.child.exitCode !== null) {
+      throw new Error(`npm start exited without printing ${pattern}:\n${started.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
