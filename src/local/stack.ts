@@ -18,14 +18,17 @@ export interface RunningStack extends LocalStack {
 const root = path.resolve(__dirname, '..', '..');
 
 /**
- * Starts the Prefect server and moto from the project's virtualenv. The Python side lives exactly as long
+ * Starts the Prefect server and moto from the project's virtualenv; `env` adds to their environment (e.g.
+ * PREFECT_SERVER_API_AUTH_STRING for a server that requires basic auth). The Python side lives exactly as long
  * as its stdin stays open, so the servers go away with this process even when it is killed.
  */
-export function startLocalStack(options: { ui?: boolean; home?: string } = {}): Promise<RunningStack> {
+export function startLocalStack(
+  options: { ui?: boolean; home?: string; env?: Record<string, string> } = {},
+): Promise<RunningStack> {
   const args: string[] = [];
   if (options.ui) args.push('--ui');
   if (options.home) args.push('--home', options.home);
-  return spawnStack<LocalStack>(args);
+  return spawnStack<LocalStack>(args, options.env);
 }
 
 /** Only moto, for running against a Prefect API the caller already has. */
@@ -33,11 +36,18 @@ export function startLocalMoto(): Promise<{ motoUrl: string; stop(): Promise<voi
   return spawnStack<Pick<LocalStack, 'motoUrl'>>(['--no-prefect']);
 }
 
-async function spawnStack<T>(options: string[]): Promise<T & { stop(): Promise<void> }> {
+async function spawnStack<T>(
+  options: string[],
+  env: Record<string, string> = {},
+): Promise<T & { stop(): Promise<void> }> {
   const python = path.join(root, '.venv', 'bin', 'python');
   const args = [path.join(root, 'python', 'stack.py'), ...options];
   // Its own process group: a terminal's Ctrl-C reaches only the caller, which stops the servers last.
-  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn(python, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, ...env },
+  });
 
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
