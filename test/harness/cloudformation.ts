@@ -35,8 +35,14 @@ export interface Packaged {
   output: string;
 }
 
-/** `scripts/package.sh --package <tmp> <args>`: offline build, bundle sizes, cfn-lint. */
-export async function packageService(args: string[]): Promise<Packaged> {
+/**
+ * `scripts/package.sh --package <tmp> <args>`: offline build, bundle sizes, cfn-lint. `env` adds to the
+ * environment it runs in (as a user's shell would).
+ */
+export async function packageService(
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<Packaged> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'launcher-package-'));
   let stdout: string;
   let stderr: string;
@@ -47,6 +53,7 @@ export async function packageService(args: string[]): Promise<Packaged> {
       {
         cwd: root,
         maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, ...options.env },
       },
     ));
   } catch (err) {
