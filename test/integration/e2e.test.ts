@@ -57,23 +57,41 @@ afterAll(async () => {
 }, 30_000);
 
 /**
+ * Test data is written one request at a time, however many cases run: the test server's SQLite answers
+ * concurrent writers with 503 (see `prefectRaw`), and npm start's launcher is writing too.
+ */
+let arranging: Promise<unknown> = Promise.resolve();
+function serially<T>(write: () => Promise<T>): Promise<T> {
+  const next = arranging.then(write, write);
+  arranging = next.catch(() => undefined);
+  return next;
+}
+
+/**
  * A deployment of a flow under test/fixtures/flows in the pool, loaded from this checkout by
  * `prefect flow-run execute` (a `path` and no pull steps, as npm start deploys its sample).
  */
-async function deployFixture(entrypoint: string, jobVariables: Record<string, unknown> = {}) {
-  const flow = await prefectRaw<{ id: string }>('POST', '/flows/', { name: uniqueName('e2e-flow') });
-  const deployment = await prefectRaw<{ id: string }>('POST', '/deployments/', {
-    name: uniqueName('e2e'),
-    flow_id: flow.id,
-    work_pool_name: pool,
-    path: flowsDir,
-    entrypoint,
-    pull_steps: [],
-    enforce_parameter_schema: false,
-    // The fixtures' directory stays free of __pycache__.
-    job_variables: { env: { PYTHONDONTWRITEBYTECODE: '1' }, ...jobVariables },
+function deployFixture(entrypoint: string, jobVariables: Record<string, unknown> = {}): Promise<string> {
+  return serially(async () => {
+    const flow = await prefectRaw<{ id: string }>('POST', '/flows/', { name: uniqueName('e2e-flow') });
+    const deployment = await prefectRaw<{ id: string }>('POST', '/deployments/', {
+      name: uniqueName('e2e'),
+      flow_id: flow.id,
+      work_pool_name: pool,
+      path: flowsDir,
+      entrypoint,
+      pull_steps: [],
+      enforce_parameter_schema: false,
+      // The fixtures' directory stays free of __pycache__.
+      job_variables: { env: { PYTHONDONTWRITEBYTECODE: '1' }, ...jobVariables },
+    });
+    return deployment.id;
   });
-  return deployment.id;
+}
+
+/** A Scheduled run of the deployment, due at `scheduledTime` (default: now). */
+function startRun(deploymentId: string, scheduledTime?: Date): Promise<{ id: string; name: string }> {
+  return serially(() => scheduleFlowRun(deploymentId, scheduledTime ? { scheduledTime } : {}));
 }
 
 async function readRun(id: string): Promise<FlowRunView> {
@@ -128,7 +146,7 @@ async function logsOf(id: string): Promise<string[]> {
 
 describe('end to end: npm start launches flow runs of an ecs pool as local ECS tasks', () => {
   it.concurrent('runs a flow that completes to Completed, with its logs and the task as its pid', async () => {
-    const run = await scheduleFlowRun(await deployFixture('completes.py:completes'));
+    const run = await startRun(await deployFixture('completes.py:completes'));
     const view = await finalState(run.id);
     expect(view.state_type).toBe('COMPLETED');
     expect(view.infrastructure_pid).toMatch(/^arn:aws:ecs:[^:]+:\d{12}:cluster\/default::arn:aws:ecs:/);
@@ -146,7 +164,7 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
   });
 
   it.concurrent('reports a flow that raises as Failed with its exception, not Crashed, after its task stopped', async () => {
-    const run = await scheduleFlowRun(await deployFixture('raises.py:raises'));
+    const run = await startRun(await deployFixture('raises.py:raises'));
     const view = await finalState(run.id);
     expect(view.state_type).toBe('FAILED');
     expect(view.state?.message).toContain('ValueError: e2e fixture flow failed on purpose');
@@ -160,7 +178,7 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
 
   it.concurrent('crashes a run whose task cannot start, naming the cause', async () => {
     const image = 'registry.example.com/not-prefect/worker:1';
-    const run = await scheduleFlowRun(await deployFixture('completes.py:completes', { image }));
+    const run = await startRun(await deployFixture('completes.py:completes', { image }));
     const view = await finalState(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state?.message).toMatch(
@@ -175,7 +193,7 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
     const deploymentId = await deployFixture('completes.py:completes');
     // Far enough ahead that at least one 5 s poll sees it within its 10 s look-ahead before it is due.
     const scheduled = new Date(Date.now() + 22_000);
-    const run = await scheduleFlowRun(deploymentId, { scheduledTime: scheduled });
+    const run = await startRun(deploymentId, scheduled);
     const view = await finalState(run.id, 60_000);
     expect(view.state_type).toBe('COMPLETED');
 
