@@ -274,8 +274,8 @@ export async function describeTask(
 export type TaskLookup = Map<string, Task | 'MISSING'>;
 
 /**
- * Many tasks of one cluster, in batches of 100 (DescribeTasks' limit). ECS answers an unknown ARN with a
- * `MISSING` failure rather than an error; stopped tasks stay visible for at least an hour.
+ * Many tasks of one cluster, in batches of 100 (DescribeTasks' limit); stopped tasks stay visible for at
+ * least an hour.
  * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html
  */
 export async function describeTasks(
@@ -288,9 +288,9 @@ export async function describeTasks(
     const batch = taskArns.slice(i, i + 100);
     const out = await ecs.send(new DescribeTasksCommand({ cluster, tasks: batch }));
     for (const task of out.tasks ?? []) if (task.taskArn) found.set(task.taskArn, task);
-    for (const failure of out.failures ?? []) {
-      if (failure.arn && failure.reason === 'MISSING') found.set(failure.arn, 'MISSING');
-    }
+    // ECS lists an unknown ARN under `failures` with reason MISSING; moto leaves it out. Either way, a
+    // task a successful call did not return does not exist in that cluster.
+    for (const arn of batch) if (!found.has(arn)) found.set(arn, 'MISSING');
   }
   return found;
 }

@@ -53,7 +53,7 @@ export interface ReconcileSettings {
 export type RunDecision =
   | { kind: 'none' }
   | { kind: 'resume' }
-  | { kind: 'crash'; message: string; explanation?: string }
+  | { kind: 'crash'; message: string; explanation?: string; stopExecution: boolean }
   | { kind: 'cancel'; message: string; stopExecution: boolean; stopTask: boolean }
   | { kind: 'stop-task'; reason: string };
 
@@ -125,12 +125,15 @@ export function decideRun(facts: RunFacts, settings: ReconcileSettings, now: Dat
 
   if (!type || !ACTIVE.includes(type)) return { kind: 'none' };
   const state = stateName(run);
+  // A crashed run's execution has nothing left to do; stopping it also stops any task it started.
+  const executionRunning = execution?.status === 'RUNNING';
 
   if (pid && task) {
     if (task === 'MISSING') {
       return {
         kind: 'crash',
         message: `prefect-ecs-launcher found no ECS task ${pid.taskArn} in cluster ${pid.cluster} while the flow run was still ${state}; ECS keeps a stopped task visible for about an hour, so it stopped long before and its stop event was lost.`,
+        stopExecution: executionRunning,
       };
     }
     if (task.lastStatus !== 'STOPPED') return { kind: 'none' };
@@ -143,6 +146,7 @@ export function decideRun(facts: RunFacts, settings: ReconcileSettings, now: Dat
       kind: 'crash',
       message: `prefect-ecs-launcher found the flow run's ECS task stopped while the run was still ${state}: ${found}`,
       ...(diagnosis.crashed ? { explanation: diagnosis.explanation } : {}),
+      stopExecution: executionRunning,
     };
   }
 
@@ -161,6 +165,7 @@ export function decideRun(facts: RunFacts, settings: ReconcileSettings, now: Dat
   return {
     kind: 'crash',
     message: `prefect-ecs-launcher found the flow run's launch execution ${execution.status.toLowerCase().replace('_', ' ')} while the run was still ${state}; see execution ${run.id} of the launch state machine in Step Functions.`,
+    stopExecution: false,
   };
 }
 
@@ -316,12 +321,14 @@ async function act(
         return 'task-stopped';
       }
       case 'cancel': {
-        // Execution first, so it cannot start a task after the task was stopped.
-        if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
-        if (decision.stopTask && pid) await aws.stopTask(pid.cluster, pid.taskArn, decision.message);
+        // Cancelled first: the task's STOPPED event then finds the run final and leaves this message alone,
+        // and should a stop below fail, the next sweep stops what still runs of a Cancelled run. Then the
+        // execution, so it cannot start a task after the task was stopped.
         await prefect.setFlowRunState(run.id, cancelledState(run.id, decision.message, run.state), {
           force: true,
         });
+        if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
+        if (decision.stopTask && pid) await aws.stopTask(pid.cluster, pid.taskArn, decision.message);
         log.info('flow run cancelled', { message: decision.message });
         return 'cancelled';
       }
@@ -334,7 +341,9 @@ async function act(
         });
         log.warn('flow run crashed', { message: decision.message, status: result.status });
         // Not accepted: the run reached a state of its own meanwhile, which stands.
-        return result.status === 'ACCEPT' ? 'crashed' : null;
+        if (result.status !== 'ACCEPT') return null;
+        if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
+        return 'crashed';
       }
     }
   } catch (error) {

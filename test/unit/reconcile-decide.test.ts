@@ -100,6 +100,7 @@ describe('decideRun: the sweep', () => {
       message:
         "prefect-ecs-launcher found the flow run's ECS task stopped while the run was still Running: The following containers stopped with a non-zero exit code: ['prefect']",
       explanation: expect.stringContaining("Container 'prefect' exited with code 1."),
+      stopExecution: false,
     });
   });
 
@@ -108,6 +109,7 @@ describe('decideRun: the sweep', () => {
       kind: 'crash',
       message:
         "prefect-ecs-launcher found the flow run's ECS task stopped while the run was still Running: its flow container exited with code 0, but the flow run never reported a final state.",
+      stopExecution: false,
     });
   });
 
@@ -115,10 +117,15 @@ describe('decideRun: the sweep', () => {
     expect(decide({ run: run('RUNNING'), task: stopped(stoppedExit1, 30) })).toEqual({ kind: 'none' });
   });
 
-  it('crashes a run whose task ECS no longer knows', () => {
-    const decision = decide({ run: run('PENDING', { name: 'InfrastructurePending' }), task: 'MISSING' });
+  it('crashes a run whose task ECS no longer knows, and stops its execution, which has nothing left to do', () => {
+    const decision = decide({
+      run: run('PENDING', { name: 'InfrastructurePending' }),
+      task: 'MISSING',
+      execution: { status: 'RUNNING' },
+    });
     expect(decision).toMatchObject({
       kind: 'crash',
+      stopExecution: true,
       message: expect.stringMatching(
         /^prefect-ecs-launcher found no ECS task .*task\/prod\/0123456789abcdef in cluster .*cluster\/prod while the flow run was still InfrastructurePending;/,
       ),
@@ -142,6 +149,7 @@ describe('decideRun: the sweep', () => {
       expect(decision).toEqual({
         kind: 'crash',
         message: `prefect-ecs-launcher found the flow run's launch execution ${status.toLowerCase().replace('_', ' ')} while the run was still Pending; see execution 6f1c2f7e-9a44-4f4e-8f7e-2b0f3c1d9a10 of the launch state machine in Step Functions.`,
+        stopExecution: false,
       });
     },
   );
