@@ -37,6 +37,7 @@ const apiUrl = 'https://api.prefect.cloud/api/accounts/acc-1/workspaces/ws-1';
  */
 const wildcardResourceExceptions: Record<string, string> = {
   'ecs:DescribeTaskDefinition': 'ECS defines no resource type for it: IAM requires "*"',
+  'ecs:DeregisterTaskDefinition': 'ECS defines no resource type for it: IAM requires "*"',
   'ecs:RegisterTaskDefinition':
     'the revision it creates has no ARN before the call; the IAM reference has long listed no resource for it and AWS examples grant it on "*"',
   'ec2:DescribeVpcs': 'EC2 Describe* calls have no resource-level permissions',
@@ -322,7 +323,16 @@ describe('IAM', () => {
   it('gives each function only the calls its code makes', () => {
     const stack = view(scoped);
     expect(actions(roleStatements(stack, 'PollRole'))).toEqual(
-      [...credentialActions, ...logActions, 'states:StartExecution'].sort(),
+      [
+        ...credentialActions,
+        ...logActions,
+        'ecs:DescribeTasks',
+        'ecs:StopTask',
+        'states:DescribeExecution',
+        'states:ListExecutions',
+        'states:StartExecution',
+        'states:StopExecution',
+      ].sort(),
     );
     expect(actions(roleStatements(stack, 'PrepareRole'))).toEqual(
       [
@@ -338,7 +348,13 @@ describe('IAM', () => {
     );
     expect(actions(roleStatements(stack, 'CrashRole'))).toEqual([...credentialActions, ...logActions].sort());
     expect(actions(roleStatements(stack, 'ReportRole'))).toEqual(
-      [...credentialActions, ...logActions].sort(),
+      [
+        ...credentialActions,
+        ...logActions,
+        'ecs:DeregisterTaskDefinition',
+        'ecs:DescribeTaskDefinition',
+        'ecs:StopTask',
+      ].sort(),
     );
     expect(actions(roleStatements(stack, 'LaunchStateMachineRole'))).toEqual(
       [
@@ -359,6 +375,22 @@ describe('IAM', () => {
     const stack = view(scoped);
     const poll = roleStatements(stack, 'PollRole');
     expect(resourcesOf(grants(poll, 'states:StartExecution'))).toEqual(['<LaunchStateMachine>']);
+    expect(resourcesOf(grants(poll, 'states:ListExecutions'))).toEqual(['<LaunchStateMachine>']);
+    for (const action of ['states:DescribeExecution', 'states:StopExecution']) {
+      expect(resourcesOf(grants(poll, action))).toEqual([
+        'arn:aws:states:us-east-1:123456789012:execution:<LaunchStateMachine.Name>:*',
+      ]);
+    }
+    const report = roleStatements(stack, 'ReportRole');
+    for (const [statements, action] of [
+      [poll, 'ecs:StopTask'],
+      [poll, 'ecs:DescribeTasks'],
+      [report, 'ecs:StopTask'],
+    ] as const) {
+      expect(resourcesOf(grants(statements, action))).toEqual([
+        'arn:aws:ecs:us-east-1:123456789012:task/flows/*',
+      ]);
+    }
     for (const [role, group] of [
       ['PollRole', 'PollLogGroup'],
       ['PrepareRole', 'PrepareLogGroup'],
