@@ -9,12 +9,14 @@ export interface NpmStart {
 }
 
 /**
- * `npm start -- <args>` from the checkout, as a user runs it. The test stack's Prefect server stands in for
+ * `npm start -- <args>` from the checkout, as a user runs it, with `env` added to its environment. The test stack's Prefect server stands in for
  * the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
  */
-export function npmStart(args: string[]): NpmStart {
+export function npmStart(args: string[], env: Record<string, string> = {}): NpmStart {
   const child = spawn('npm', ['start', '--', '--api-url', stackUrls().prefectApiUrl, ...args], {
     cwd: path.resolve(__dirname, '..', '..'),
+    // jest gives each test file its own copy of process.env; a child gets the real one unless told.
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

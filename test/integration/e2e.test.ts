@@ -37,7 +37,8 @@ let sfn: SFNClient;
 let stateMachineArn: string;
 
 beforeAll(async () => {
-  launcher = npmStart(['--no-sample', '--pool', pool]);
+  // A cancelled run still running after 15 s has its task stopped by the launcher.
+  launcher = npmStart(['--no-sample', '--pool', pool], { LAUNCHER_CANCEL_GRACE_SECONDS: '15' });
   await within(60_000, 'npm start', printed(launcher, /polling every/), launcher);
   const motoUrl = (await printed(launcher, /moto {2,}(http:\/\/\S+)/))[1] as string;
   sfn = new SFNClient({
@@ -212,4 +213,53 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
     expect(at('InfrastructurePending') - due).toBeLessThan(3_000);
     expect(at('Running')).toBeGreaterThanOrEqual(due);
   });
+
+  it.concurrent('cancels a running flow: the run ends Cancelled and its process is gone', async () => {
+    const run = await startRun(await deployFixture('sleeps.py:sleeps'));
+    await waitForRun(run.id, (r) => r.state_type === 'RUNNING', 'to run');
+    const pidLine = await within(
+      30_000,
+      'the flow to log its pid',
+      (async () => {
+        for (;;) {
+          const line = (await logsOf(run.id)).find((l) => l.startsWith('e2e sleeper pid '));
+          if (line) return line;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      })(),
+      launcher,
+    );
+    const pid = Number(pidLine.slice('e2e sleeper pid '.length));
+    expect(alive(pid)).toBe(true);
+
+    // What the UI's Cancel button does.
+    await serially(() =>
+      prefectRaw('POST', `/flow_runs/${run.id}/set_state`, {
+        state: { type: 'CANCELLING', name: 'Cancelling' },
+        force: false,
+      }),
+    );
+    // The engine in the task, or after the 15 s grace period the launcher, ends it.
+    const view = await finalState(run.id, 60_000);
+    expect(view.state_type).toBe('CANCELLED');
+    await launchEnded(run.id);
+    await within(
+      15_000,
+      `the flow's process ${pid} to end`,
+      (async () => {
+        while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 250));
+      })(),
+      launcher,
+    );
+  }, 120_000);
 });
+
+/** Whether a process exists (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
