@@ -62,5 +62,33 @@ export function parseTaskStateChangeEvent(event: unknown): TaskStateChange {
       `the report function expects an EventBridge "ECS Task State Change" event from aws.ecs with detail.taskArn, detail.clusterArn and detail.lastStatus, got ${JSON.stringify(event).slice(0, 300)}`,
     );
   }
+  const bad = badTaskField(detail);
+  if (bad) {
+    throw new InvalidEventError(
+      `the ECS Task State Change event for ${detail.taskArn} has a malformed detail.${bad}, got ${JSON.stringify(event).slice(0, 300)}`,
+    );
+  }
   return detail as unknown as TaskStateChange;
+}
+
+const OPTIONAL_TASK_STRINGS = ['group', 'desiredStatus', 'stopCode', 'stoppedReason', 'taskDefinitionArn'];
+
+/** The first field the reporter reads that has the wrong shape, or null; absent fields are fine. */
+function badTaskField(detail: Record<string, unknown>): string | null {
+  for (const key of OPTIONAL_TASK_STRINGS) {
+    if (detail[key] !== undefined && detail[key] !== null && typeof detail[key] !== 'string') return key;
+  }
+  const containers = detail.containers;
+  if (containers !== undefined && (!Array.isArray(containers) || !containers.every(isObject))) {
+    return 'containers';
+  }
+  const overrides = detail.overrides;
+  if (overrides !== undefined) {
+    if (!isObject(overrides)) return 'overrides';
+    const list = overrides.containerOverrides;
+    if (list !== undefined && (!Array.isArray(list) || !list.every(isObject))) {
+      return 'overrides.containerOverrides';
+    }
+  }
+  return null;
 }

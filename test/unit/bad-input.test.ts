@@ -336,6 +336,29 @@ describe('malformed launcher events: refused with an InvalidEventError that name
     ).toThrow(InvalidEventError);
   });
 
+  it.each([
+    ['group', { group: 42 }],
+    ['overrides.containerOverrides', { overrides: { containerOverrides: {} } }],
+    ['containers', { containers: 'x' }],
+    ['containers', { containers: [null] }],
+    ['stoppedReason', { stoppedReason: ['x'] }],
+    ['overrides', { overrides: 'x' }],
+  ])('refuses an aws.ecs event whose detail.%s has the wrong shape', (field, extra) => {
+    const detail = {
+      taskArn: 'arn:aws:ecs:us-east-1:123456789012:task/c/1',
+      clusterArn: 'arn:aws:ecs:us-east-1:123456789012:cluster/c',
+      lastStatus: 'STOPPED',
+      group: `prefect-flow-run:${id}`,
+      ...extra,
+    };
+    const parse = () =>
+      parseTaskStateChangeEvent({ source: 'aws.ecs', 'detail-type': 'ECS Task State Change', detail });
+    expect(parse).toThrow(InvalidEventError);
+    expect(parse).toThrow(
+      `the ECS Task State Change event for arn:aws:ecs:us-east-1:123456789012:task/c/1 has a malformed detail.${field},`,
+    );
+  });
+
   it.each([`prefect-flow-run:${id}\n`, `prefect-flow-run:${id}/../x`, `prefect-flow-run:${id}; rm -rf ~`])(
     'ignores a task whose group only starts like the launcher’s: %j',
     (group) => {
