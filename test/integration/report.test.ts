@@ -1,13 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
 import fc from 'fast-check';
+import { describeTask, findOrRegisterTaskDefinition, runTask } from '../../src/aws/ecs';
 import { runReport } from '../../src/launch/entrypoints';
 import { parseTaskStateChangeEvent } from '../../src/launch/events';
 import { infrastructurePid, type TaskStateChange } from '../../src/launch/report';
 import { LogLevel } from '../../src/prefect/types';
 import type { Runtime } from '../../src/runtime';
-import { arrangeDeployment, prefectRaw, scheduleFlowRun } from '../harness/env';
-import { testRuntime } from '../harness/launcher';
+import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
+import { createCluster, testRuntime } from '../harness/launcher';
 
 /**
  * The report function against the real Prefect server, fed the ECS Task State Change events of
@@ -280,3 +283,84 @@ describe('report: event order and duplicates', () => {
     );
   }, 60_000);
 });
+
+describe('report: task definitions and tasks the launcher leaves behind', () => {
+  const ecs = new ECSClient(awsTestConfig());
+  const definition = (family: string) => ({
+    family,
+    requiresCompatibilities: ['FARGATE' as const],
+    networkMode: 'awsvpc' as const,
+    cpu: '256',
+    memory: '512',
+    containerDefinitions: [{ name: 'prefect', image: 'prefecthq/prefect:3-latest', essential: true }],
+  });
+  const statusOf = async (arn: string) =>
+    (await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn }))).taskDefinition?.status;
+
+  it('deregisters, on STOPPED, a revision registered for auto-deregistration, never one registered without', async () => {
+    const family = uniqueName('auto-deregister');
+    const options = { settleMs: 0 };
+    const tagged = await findOrRegisterTaskDefinition(ecs, definition(family), {
+      autoDeregister: true,
+      ...options,
+    });
+    // A tagged revision belongs to its one run: the next launch registers its own instead of reusing it.
+    const next = await findOrRegisterTaskDefinition(ecs, definition(family), {
+      autoDeregister: true,
+      ...options,
+    });
+    expect(next.registered).toBe(true);
+    expect(next.arn).not.toBe(tagged.arn);
+    const plain = await findOrRegisterTaskDefinition(ecs, definition(uniqueName('keep')), {
+      autoDeregister: false,
+      ...options,
+    });
+
+    const id = await runningRun();
+    await runReport(rt, { ...task('stopped-exit-0', id), taskDefinitionArn: tagged.arn });
+    expect(await statusOf(tagged.arn)).toBe('INACTIVE');
+    expect(await statusOf(next.arn)).toBe('ACTIVE');
+    // A duplicate STOPPED event finds it inactive and does nothing.
+    await runReport(rt, { ...task('stopped-exit-0', id), taskDefinitionArn: tagged.arn });
+    await runReport(rt, { ...task('stopped-exit-0', id), taskDefinitionArn: plain.arn });
+    expect(await statusOf(plain.arn)).toBe('ACTIVE');
+  });
+
+  it('stops a task that starts after its run was cancelled', async () => {
+    const cluster = await createCluster();
+    const family = uniqueName('late-task');
+    const td = await findOrRegisterTaskDefinition(ecs, definition(family), {
+      autoDeregister: false,
+      settleMs: 0,
+    });
+    const id = await pendingRun();
+    await setState(id, 'CANCELLING');
+    await prefectRaw('POST', `/flow_runs/${id}/set_state`, { state: { type: 'CANCELLED' }, force: true });
+    const started = await runTask(ecs, {
+      cluster,
+      taskDefinition: td.arn,
+      group: `prefect-flow-run:${id}`,
+      launchType: 'FARGATE',
+      // moto needs security groups where ECS would take the VPC's default.
+      networkConfiguration: { awsvpcConfiguration: { subnets: await defaultSubnets(), securityGroups: [] } },
+    });
+    const live = started.tasks?.[0];
+    expect(live?.taskArn).toBeDefined();
+    expect(
+      await runReport(rt, {
+        ...(live as TaskStateChange),
+        lastStatus: 'PROVISIONING',
+        desiredStatus: 'RUNNING',
+      }),
+    ).toBe('task-stopped');
+    const after = await describeTask(ecs, cluster, live?.taskArn as string);
+    expect(after?.desiredStatus).toBe('STOPPED');
+    expect((await flowRun(id)).state_type).toBe('CANCELLED');
+  });
+});
+
+/** A subnet of moto's default VPC, for an awsvpc task. */
+async function defaultSubnets(): Promise<string[]> {
+  const out = await new EC2Client(awsTestConfig()).send(new DescribeSubnetsCommand({}));
+  return (out.Subnets ?? []).map((s) => s.SubnetId as string).slice(0, 1);
+}
