@@ -1,13 +1,14 @@
 import {
   ClientException,
   DescribeTaskDefinitionCommand,
+  DescribeTasksCommand,
   ECSClient,
   RegisterTaskDefinitionCommand,
   type RegisterTaskDefinitionCommandInput,
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { describeTaskDefinition, findOrRegisterTaskDefinition } from '../../src/aws/ecs';
+import { describeTaskDefinition, describeTasks, findOrRegisterTaskDefinition } from '../../src/aws/ecs';
 import { AwsThrottledError, JobConfigurationError, TaskDefinitionRegistrationError } from '../../src/errors';
 
 /** Paths ECS cannot reach with moto: conflicts, throttling, refusals. The happy paths run against moto. */
@@ -168,5 +169,26 @@ describe('describeTaskDefinition', () => {
         "Task definition 'nope:1' not found. Check `task_definition_arn` and that it is in this region.",
       ),
     );
+  });
+});
+
+describe('describeTasks', () => {
+  const taskArn = (i: number) => `arn:aws:ecs:us-east-1:123456789012:task/c/${i}`;
+
+  it('asks for 100 tasks per call and reports the ones ECS does not return as MISSING', async () => {
+    ecsMock.on(DescribeTasksCommand).callsFake((input: { tasks: string[] }) => ({
+      // Every third task is unknown: real ECS lists it under failures, moto leaves it out; both mean missing.
+      tasks: input.tasks.filter((_, i) => i % 3).map((arn) => ({ taskArn: arn, lastStatus: 'RUNNING' })),
+      failures: input.tasks.filter((_, i) => i % 3 === 0 && i % 2).map((arn) => ({ arn, reason: 'MISSING' })),
+    }));
+    const arns = Array.from({ length: 250 }, (_, i) => taskArn(i));
+    const found = await describeTasks(ecs, 'c', arns);
+    expect(ecsMock.commandCalls(DescribeTasksCommand).map((c) => c.args[0].input.tasks?.length)).toEqual([
+      100, 100, 50,
+    ]);
+    expect(found.size).toBe(250);
+    expect(found.get(taskArn(0))).toBe('MISSING');
+    expect(found.get(taskArn(3))).toBe('MISSING');
+    expect(found.get(taskArn(1))).toEqual({ taskArn: taskArn(1), lastStatus: 'RUNNING' });
   });
 });
