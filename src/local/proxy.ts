@@ -230,8 +230,9 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
       timers.add(timer);
     });
 
-  const forward = (req: http.IncomingMessage, body: Buffer): Promise<Upstream> =>
+  const forward = (req: http.IncomingMessage, body: Buffer, retry = true): Promise<Upstream> =>
     new Promise((resolve, reject) => {
+      let answered = false;
       const upstream = http.request(
         {
           protocol: targetUrl.protocol,
@@ -243,6 +244,7 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
           agent,
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('end', () =>
@@ -251,7 +253,13 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
           res.on('error', reject);
         },
       );
-      upstream.on('error', reject);
+      upstream.on('error', (error) => {
+        // A kept-alive connection the target closed while idle fails when reused, before any answer; send
+        // the request again once, on a fresh connection, so the proxy adds no faults of its own.
+        // https://nodejs.org/api/http.html#requestreusedsocket
+        if (retry && !answered && upstream.reusedSocket) resolve(forward(req, body, false));
+        else reject(error);
+      });
       upstream.end(body);
     });
 
