@@ -40,6 +40,8 @@ export class LocalLaunchMachine {
 
   start(executionName: string, input: unknown): RunningExecution {
     const controller = new AbortController();
+    // The RunTask call in flight, so that an aborted execution ends only after it stopped its task.
+    let runTaskCall: Promise<unknown> = Promise.resolve();
     const retry = this.options.retryIntervalMs;
     const execution = this.machine.run(input as JsonValue, {
       context: { Execution: { Name: executionName, Input: input as JsonValue } } as never,
@@ -47,11 +49,14 @@ export class LocalLaunchMachine {
         taskResourceLocalHandlers: {
           Prepare: (i) => this.bindings.prepare(i) as Promise<JsonValue>,
           Crash: (i) => this.bindings.crash(i) as Promise<JsonValue>,
-          RunTask: (i) =>
-            runTaskSync(this.bindings.ecs, i, {
+          RunTask: (i) => {
+            const call = runTaskSync(this.bindings.ecs, i, {
               signal: controller.signal,
               pollIntervalMs: this.options.pollIntervalMs,
-            }) as Promise<JsonValue>,
+            });
+            runTaskCall = call.catch(() => undefined);
+            return call as Promise<JsonValue>;
+          },
         },
         ...(retry === undefined
           ? {}
@@ -60,8 +65,11 @@ export class LocalLaunchMachine {
     });
     const result = execution.result.then(
       (output): ExecutionResult => ({ status: 'SUCCEEDED', output }),
-      (error: unknown): ExecutionResult => {
-        if (error instanceof ExecutionAbortedError) return { status: 'ABORTED' };
+      async (error: unknown): Promise<ExecutionResult> => {
+        if (error instanceof ExecutionAbortedError) {
+          await runTaskCall;
+          return { status: 'ABORTED' };
+        }
         if (error instanceof ExecutionError) return { status: 'FAILED', error: error.message };
         throw error;
       },

@@ -300,21 +300,27 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
       return { cluster: pid.slice(0, at), taskArn: pid.slice(at + 2) };
     };
 
-    // 1. The container died; its STOPPED event and the execution's own report were both lost.
+    // 1. The container died; its STOPPED event and the execution's own report were both lost. The
+    // execution is stopped first (locally it stops its task, as Step Functions does) so that no `.sync`
+    // poll of the stopped task can deliver the event after all.
     const s = await pidOf(stopped.id);
     await stopExecution(sfnClient, executionArnFor(stateMachineArn, stopped.id), 'lost');
+    // 3. No task recorded (its events were lost), and its execution ended without reporting.
+    await prefectRaw('PATCH', `/flow_runs/${executionEnded.id}`, { infrastructure_pid: null });
+    await stopExecution(sfnClient, executionArnFor(stateMachineArn, executionEnded.id), 'lost');
+    await exec.pickUp();
+    await until(
+      'the local executions to end',
+      async () => exec.results(),
+      (results) => results.has(stopped.id) && results.has(executionEnded.id),
+    );
     await stopTask(rt.aws.ecs, s.cluster, s.taskArn, 'Essential container in task exited');
     // 2. The pid names a task ECS no longer knows (stopped tasks are forgotten after about an hour).
     const gone = `${cluster}::arn:aws:ecs:us-east-1:123456789012:task/${cluster}/00000000000000000000000000000000`;
     await prefectRaw('PATCH', `/flow_runs/${vanished.id}`, { infrastructure_pid: gone });
-    // 3. No task recorded (its events were lost), and its execution ended without reporting.
-    await prefectRaw('PATCH', `/flow_runs/${executionEnded.id}`, { infrastructure_pid: null });
-    await stopExecution(sfnClient, executionArnFor(stateMachineArn, executionEnded.id), 'lost');
     // Healthy: A and B run on; C has no pid recorded but its execution still runs.
     await prefectRaw('PATCH', `/flow_runs/${healthyC.id}`, { infrastructure_pid: null });
 
-    // The local executions of the lost runs end with their tasks; the others keep running.
-    await exec.pickUp();
     const summary = await runPoll(rt, { aws: (base) => heldAws(exec, base, 'RUNNING') });
     expect(summary.reconciled).toMatchObject({ crashed: 3, cancelled: 0, resumed: 0 });
 
