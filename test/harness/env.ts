@@ -30,17 +30,24 @@ export async function resetMoto(): Promise<void> {
 
 /**
  * Raw calls to the Prefect server for arranging test data, independent of the client under test.
- * Throws with the server's answer on any non-2xx. A 503 is retried: the SQLite-backed server answers 503
+ * Throws with the server's answer on any non-2xx. A connection error and a 503 are retried: the SQLite-backed server answers 503
  * when the database is busy with its background services (`is_client_retryable_exception` in
  * prefect/server/api/server.py), and Prefect's own client retries it too.
  */
 export async function prefectRaw<T = unknown>(method: string, route: string, body?: unknown): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const res = await fetch(`${stackUrls().prefectApiUrl}${route}`, {
-      method,
-      headers: { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${stackUrls().prefectApiUrl}${route}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      // A kept-alive connection the server closed meanwhile ("other side closed"): send it again.
+      if (attempt < 5) continue;
+      throw err;
+    }
     const text = await res.text();
     if (res.status === 503 && attempt < 5) {
       await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
