@@ -1,0 +1,174 @@
+import { runTask } from '../aws/ecs';
+import { createSfnClient, createStateMachine, executionArnFor, stopExecution } from '../aws/sfn';
+import { parseConfig } from '../config';
+import { runCrash, runPoll, runPrepare, runReport } from '../launch/entrypoints';
+import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
+import type { ReconcileAws } from '../launch/reconcile';
+import { loadLaunchDefinition, localFunctionArns } from '../local/definition';
+import { taskStateChangeEvent } from '../local/ecs-events';
+import { type ExecutionResult, LocalLaunchMachine } from '../local/launch-machine';
+import type { EcsTaskApi } from '../local/run-task-sync';
+import { createRuntime } from '../runtime';
+import { BENCH_AWS, type RunningSide, type Side, type SideContext } from './side';
+
+/** At most `limit` calls of the returned wrapper run at once; the rest wait in order. */
+export function limiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    active += 1;
+    try {
+      return await fn();
+    } finally {
+      active -= 1;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * The launcher as deployed, in this process: the poll function on a fixed-rate timer (EventBridge's
+ * schedule), each execution it starts run through the deployed definition (src/local), and Prepare's and
+ * the report function's code, all against the counting proxies. RunTask goes through them too: Step
+ * Functions makes that call on AWS, but it is the launch being measured. What else AWS does by itself is
+ * not the launcher's and goes to moto uncounted: bookkeeping of the executions, and the `.sync` wait for
+ * the task, which here ends at once (the task is reported stopped with exit code 0 without asking moto)
+ * because the benchmark measures launching, not running.
+ */
+const DEFAULT_CONCURRENCY = parseConfig({
+  PREFECT_API_URL: 'http://127.0.0.1/api',
+  LAUNCHER_WORK_POOL: 'p',
+}).concurrency;
+
+export function launcherSide(options: { prepareConcurrency: number }): Side {
+  return {
+    name: 'launcher',
+    describe: ({ pollSeconds, lookaheadSeconds }) => ({
+      LAUNCHER_POLL_INTERVAL_SECONDS: pollSeconds,
+      LAUNCHER_LOOKAHEAD_SECONDS: lookaheadSeconds,
+      LAUNCHER_CONCURRENCY: `${DEFAULT_CONCURRENCY} (default)`,
+      'Prepare invocations at once (stand-in for Lambda concurrency)': options.prepareConcurrency,
+    }),
+    start: (context) => startLauncher(context, options.prepareConcurrency),
+  };
+}
+
+async function startLauncher(context: SideContext, prepareConcurrency: number): Promise<RunningSide> {
+  const sfn = createSfnClient({ ...BENCH_AWS, endpoint: context.motoUrl });
+  const stateMachineArn = await createStateMachine(
+    sfn,
+    `bench-${context.pool}`,
+    loadLaunchDefinition(localFunctionArns()),
+    'arn:aws:iam::123456789012:role/prefect-ecs-launcher-states',
+  );
+  const rt = await createRuntime(
+    {
+      PREFECT_API_URL: context.prefectApiUrl,
+      LAUNCHER_WORK_POOL: context.pool,
+      LAUNCHER_STATE_MACHINE_ARN: stateMachineArn,
+      LAUNCHER_POLL_INTERVAL_SECONDS: String(context.pollSeconds),
+      LAUNCHER_LOOKAHEAD_SECONDS: String(context.lookaheadSeconds),
+    },
+    { ...BENCH_AWS, endpoint: context.awsEndpoint },
+  );
+
+  const problems: string[] = [];
+  const note = (what: string, err: unknown) => {
+    const line = `${what}: ${(err as Error).message ?? String(err)}`;
+    if (!problems.includes(line)) {
+      problems.push(line);
+      context.log(`  launcher: ${line}`);
+    }
+  };
+  const reports = new Set<Promise<unknown>>();
+  const ecs: EcsTaskApi = {
+    runTask: async (request) => {
+      const out = await runTask(rt.aws.ecs, request);
+      const task = out.tasks?.[0];
+      if (task) {
+        // The PENDING event EventBridge sends the report function once the task exists; asynchronous on
+        // AWS, so it never delays the execution.
+        const event = taskStateChangeEvent({ ...task, lastStatus: 'PENDING' }, rt.region);
+        const report = runReport(rt, parseTaskStateChangeEvent(event)).catch((err) => note('report', err));
+        reports.add(report);
+        void report.finally(() => reports.delete(report));
+      }
+      return out;
+    },
+    describeTask: async (_cluster, taskArn) => ({
+      taskArn,
+      lastStatus: 'STOPPED',
+      stopCode: 'EssentialContainerExited',
+      containers: [{ name: 'prefect', lastStatus: 'STOPPED', exitCode: 0 }],
+    }),
+  };
+  const limit = limiter(prepareConcurrency);
+  const machine = new LocalLaunchMachine({
+    prepare: (input) => limit(() => runPrepare(rt, parsePrepareEvent(input))),
+    crash: (input) => runCrash(rt, parseCrashEvent(input)),
+    ecs,
+  });
+
+  // Step Functions runs an execution as soon as StartExecution succeeds: so does this, from the poll's own
+  // SFN client, with no polling of moto. Its end is told to moto (StopExecution, uncounted), so that moto no
+  // longer lists it as running, and kept for the sweep's DescribeExecution.
+  const executions = new Set<Promise<void>>();
+  const ended = new Map<string, { status: ExecutionResult['status']; stopDate: Date }>();
+  rt.aws.sfn.middlewareStack.add(
+    (next, handlerContext) => async (args) => {
+      const result = await next(args);
+      const { name, input } = args.input as { name?: string; input?: string };
+      if (handlerContext.commandName === 'StartExecutionCommand' && name && input) {
+        const execution = machine
+          .start(name, JSON.parse(input))
+          .result.then(async ({ status, error }) => {
+            ended.set(name, { status, stopDate: new Date() });
+            if (status === 'FAILED') note('execution', new Error(error));
+            await stopExecution(sfn, executionArnFor(stateMachineArn, name), `ended locally: ${status}`);
+          })
+          .catch((err: unknown) => note('execution', err));
+        executions.add(execution);
+        void execution.finally(() => executions.delete(execution));
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'benchRunsStartedExecutions' },
+  );
+  const withLocalExecutions = (base: ReconcileAws): ReconcileAws => ({
+    ...base,
+    describeExecution: async (name) => ended.get(name) ?? base.describeExecution(name),
+  });
+
+  const polls = new Set<Promise<void>>();
+  const facts: Record<string, number> = { polls: 0, 'polls running at once (most)': 0 };
+  // Fixed rate, overlapping when a poll outlasts the interval, as EventBridge invokes the poll function.
+  const firePoll = () => {
+    const poll = runPoll(rt, { aws: withLocalExecutions })
+      .then((summary) => {
+        for (const [outcome, count] of Object.entries(summary.outcomes)) {
+          facts[`poll outcome: ${outcome}`] = (facts[`poll outcome: ${outcome}`] ?? 0) + count;
+        }
+      })
+      .catch((err: unknown) => note('poll', err));
+    polls.add(poll);
+    facts.polls = (facts.polls ?? 0) + 1;
+    facts['polls running at once (most)'] = Math.max(facts['polls running at once (most)'] ?? 0, polls.size);
+    void poll.finally(() => polls.delete(poll));
+  };
+  firePoll();
+  const pollTimer = setInterval(firePoll, context.pollSeconds * 1000);
+
+  return {
+    failure: () => undefined,
+    problems: () => [...problems],
+    facts: () => ({ ...facts }),
+    stop: async () => {
+      clearInterval(pollTimer);
+      await Promise.all(polls);
+      // Every launch has happened (the scenario waited for it), so the executions end at once.
+      await Promise.all(executions);
+      await Promise.all(reports);
+    },
+  };
+}

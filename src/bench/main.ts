@@ -1,0 +1,257 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startLocalStack } from '../local/stack';
+import { holdMotoTasksRunning } from '../local/task-runner';
+import { type BundleResult, measureBundles } from './bundles';
+import { latenessChart } from './chart';
+import { launcherSide } from './launcher-side';
+import { runScenario, type ScenarioResult } from './scenario';
+import type { Side } from './side';
+import { formatTable, seconds } from './stats';
+import { workerSide } from './worker-side';
+
+/**
+ * `npm run bench`: the launcher against prefect-aws's resident ECS worker on the local stack (a real Prefect
+ * server and moto), N scheduled runs each, one side after the other on fresh pools. Prints the table and
+ * writes benchmarks.json and benchmarks.png (docs/ unless --out). Method and discussion: docs/benchmarks.md.
+ */
+
+// aws-local-stepfunctions calls Promise.withResolvers (Node ≥ 22); the benchmark runs on Node 20.
+// https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Promise/withResolvers
+const P = Promise as unknown as { withResolvers?: () => unknown };
+P.withResolvers ??= () => {
+  let resolve: unknown;
+  let reject: unknown;
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+const root = path.resolve(__dirname, '..', '..');
+const USAGE =
+  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--out DIR]';
+
+/**
+ * The benchmark's Prefect server. Its SQLite database is in memory, where Prefect uses a single connection
+ * (`AioSqliteConfiguration.engine` in prefect/server/database/configurations.py), so concurrent writes
+ * queue. On disk, SQLite refuses a transaction that reads and then writes while another one writes
+ * (SQLITE_BUSY, https://www.sqlite.org/rescode.html#busy) and the server answers 503: at 1,000 runs neither
+ * side launched every run within 7 minutes, and the launcher crashed runs whose PATCH of labels failed six
+ * times in a row. That measured the database, not the launchers. Background services that write on their own are off: the scheduler (only the benchmark
+ * creates runs, src/bench/arrange.ts), the event pipeline (every state change is an event, persisted and
+ * matched against automations) and late-run marking; neither side uses them.
+ */
+const SERVER_ENV = {
+  PREFECT_SERVER_DATABASE_CONNECTION_URL: 'sqlite+aiosqlite:///:memory:',
+  ...Object.fromEntries(
+    ['SCHEDULER', 'EVENT_PERSISTER', 'TRIGGERS', 'EVENT_LOGGER', 'TASK_RUN_RECORDER', 'LATE_RUNS'].map(
+      (service) => [`PREFECT_SERVER_SERVICES_${service}_ENABLED`, 'false'],
+    ),
+  ),
+};
+
+export interface BenchOptions {
+  sizes: number[];
+  windowSeconds: number;
+  pollSeconds: number;
+  lookaheadSeconds: number;
+  leadSeconds: number | undefined;
+  prepareConcurrency: number;
+  sides: string[];
+  out: string;
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number\n${USAGE}`);
+  return value;
+}
+
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      sizes: { type: 'string' },
+      window: { type: 'string' },
+      poll: { type: 'string' },
+      lookahead: { type: 'string' },
+      lead: { type: 'string' },
+      'prepare-concurrency': { type: 'string' },
+      sides: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
+  const sizes = (values.sizes ?? '10,100,1000').split(',').map((s) => positive('sizes', s.trim(), 0));
+  const sides = (values.sides ?? 'launcher,worker').split(',').map((s) => s.trim());
+  for (const side of sides) {
+    if (side !== 'launcher' && side !== 'worker') throw new Error(`unknown side ${side}\n${USAGE}`);
+  }
+  return {
+    sizes: sizes.map(Math.round),
+    windowSeconds: positive('window', values.window, 30),
+    pollSeconds: positive('poll', values.poll, 10),
+    lookaheadSeconds: positive('lookahead', values.lookahead, 10),
+    leadSeconds: values.lead === undefined ? undefined : positive('lead', values.lead, 0),
+    prepareConcurrency: Math.round(positive('prepare-concurrency', values['prepare-concurrency'], 32)),
+    sides,
+    out: path.resolve(values.out ?? path.join(root, 'docs')),
+  };
+}
+
+export function resultsTable(results: readonly ScenarioResult[]): string {
+  const rows = [
+    [
+      'side',
+      'runs',
+      'all launched (s)',
+      'late p50',
+      'p95',
+      'max',
+      'earliest',
+      'early',
+      'Prefect/run',
+      'AWS/run',
+      'transitions/run',
+    ],
+    ...results.map((r) => [
+      r.side,
+      String(r.runs),
+      seconds(r.allLaunchedSeconds),
+      seconds(r.lateness.p50),
+      seconds(r.lateness.p95),
+      seconds(r.lateness.max),
+      seconds(r.lateness.min),
+      `${r.lateness.early}/${r.runs}`,
+      r.prefect.perRun.toFixed(1),
+      r.aws.perRun.toFixed(1),
+      r.transitions.perRun.toFixed(1),
+    ]),
+  ];
+  return formatTable(rows);
+}
+
+export function bundlesTable(bundles: readonly BundleResult[]): string {
+  const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+  return formatTable([
+    ['handler', 'bundle js', 'source map', 'zip', 'minified js', 'cold import (median)'],
+    ...bundles.map((b) => [
+      b.handler,
+      kib(b.jsBytes),
+      kib(b.mapBytes),
+      kib(b.zipBytes),
+      kib(b.minifiedBytes),
+      `${b.coldImportMs.toFixed(0)} ms`,
+    ]),
+  ]);
+}
+
+export async function bench(options: BenchOptions, print: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  const sides: Side[] = options.sides.map((name) =>
+    name === 'launcher' ? launcherSide({ prepareConcurrency: options.prepareConcurrency }) : workerSide(),
+  );
+  // Before the servers start, so that the import times are not measured under their load.
+  print('measuring the Lambda bundles…');
+  const bundles = await measureBundles();
+
+  print('starting a Prefect server and moto…');
+  const stack = await startLocalStack({ env: SERVER_ENV });
+  const results: ScenarioResult[] = [];
+  try {
+    // moto advances a task one status per DescribeTasks; held RUNNING, no launched task stops during the
+    // benchmark, so the launcher's sweep finds nothing to act on, as with healthy tasks on AWS.
+    await holdMotoTasksRunning(stack.motoUrl);
+    for (const runs of options.sizes) {
+      for (const side of sides) {
+        print(`${side.name}, ${runs} runs…`);
+        const result = await runScenario(
+          stack,
+          side,
+          {
+            runs,
+            windowSeconds: options.windowSeconds,
+            pollSeconds: options.pollSeconds,
+            lookaheadSeconds: options.lookaheadSeconds,
+            ...(options.leadSeconds === undefined ? {} : { leadSeconds: options.leadSeconds }),
+          },
+          print,
+        );
+        results.push(result);
+        print(
+          `  ${side.name}: all ${runs} launched ${seconds(result.allLaunchedSeconds)} s after the first was due; p95 lateness ${seconds(result.lateness.p95)} s (${result.elapsedSeconds.toFixed(0)} s)`,
+        );
+      }
+    }
+  } finally {
+    await stack.stop();
+  }
+
+  const cpus = os.cpus();
+  const report = {
+    date: new Date().toISOString(),
+    machine: {
+      nproc: cpus.length,
+      cpu: cpus[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      os: `${os.type()} ${os.release()}`,
+      node: process.version,
+      ...stack.versions,
+    },
+    settings: {
+      ...options,
+      out: undefined,
+      sides: Object.fromEntries(
+        sides.map((s) => [
+          s.name,
+          s.describe({ pollSeconds: options.pollSeconds, lookaheadSeconds: options.lookaheadSeconds }),
+        ]),
+      ),
+    },
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+    bundles,
+    results,
+  };
+  fs.mkdirSync(options.out, { recursive: true });
+  fs.writeFileSync(path.join(options.out, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(options.out, 'benchmarks.png'),
+    latenessChart(
+      results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.lateness })),
+      'RunTask lateness vs scheduled time (s)',
+    ),
+  );
+
+  print('');
+  print(resultsTable(results));
+  print('');
+  print(bundlesTable(bundles));
+  for (const r of results.filter((r) => r.problems.length)) {
+    print(`\n${r.side}, ${r.runs} runs, went on after: ${r.problems.join('; ')}`);
+  }
+  print(
+    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks.{json,png}`,
+  );
+}
+
+async function main(): Promise<void> {
+  // The launcher's JSON log lines would drown the output; errors still show.
+  process.env.LAUNCHER_LOG_LEVEL ??= 'error';
+  // The pinned AWS SDK works on Node 20; its notice concerns SDK releases after January 2027.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let code = 0;
+  try {
+    await bench(parseBenchArgs(process.argv.slice(2)), (line) => process.stdout.write(`${line}\n`));
+  } catch (err) {
+    process.stderr.write(`npm run bench: ${(err as Error).message}\n`);
+    code = 1;
+  }
+  process.exit(code);
+}
+
+if (require.main === module) void main();
