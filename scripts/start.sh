@@ -3,9 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-bash scripts/python-env.sh
+bash scripts/install.sh
 
 exec node --import tsx src/local/start.ts "$@"

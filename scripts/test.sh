@@ -3,10 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
-bash scripts/python-env.sh
+bash scripts/install.sh
 
 npx tsc -p tsconfig.json --noEmit
 npx biome check .

@@ -87,16 +87,19 @@ export async function describeTaskDefinition(ecs: ECSClient, ref: string): Promi
   return taskDefinitionInfo(td.taskDefinitionArn, td, false);
 }
 
-/** Described revisions whose tags (which ECS returns only when asked) mark them for auto-deregistration. */
-const autoDeregistered = new WeakSet<TaskDefinition>();
+/** A described revision and whether its tags (which ECS returns only when asked) mark it for auto-deregistration. */
+interface Revision {
+  td: TaskDefinition;
+  autoDeregister: boolean;
+}
 
 /** A revision, or null when ECS does not know it. */
-async function describeOrNull(ecs: ECSClient, ref: string): Promise<TaskDefinition | null> {
+async function describeOrNull(ecs: ECSClient, ref: string): Promise<Revision | null> {
   try {
     const out = await ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: ref, include: ['TAGS'] }));
-    if (!out.taskDefinition) return null;
-    if (hasAutoDeregisterTag(out.tags)) autoDeregistered.add(out.taskDefinition);
-    return out.taskDefinition;
+    return out.taskDefinition
+      ? { td: out.taskDefinition, autoDeregister: hasAutoDeregisterTag(out.tags) }
+      : null;
   } catch (err) {
     if (isNotFound(err)) return null;
     if (isThrottlingError(err)) {
@@ -126,23 +129,23 @@ async function findEqualRevision(
   const family = definition.family as string;
   // A revision tagged for auto-deregistration belongs to the one run that registered it: its task's STOPPED
   // event deregisters it, so a second run reusing it could find it INACTIVE (or lose it mid-launch).
-  const isReusable = (td: TaskDefinition | null): td is TaskDefinition =>
-    td?.status === 'ACTIVE' &&
-    !autoDeregistered.has(td) &&
-    Boolean(td.taskDefinitionArn) &&
-    taskDefinitionsEqual(definition, td);
+  const isReusable = (r: Revision | null): r is Revision =>
+    r?.td.status === 'ACTIVE' &&
+    !r.autoDeregister &&
+    Boolean(r.td.taskDefinitionArn) &&
+    taskDefinitionsEqual(definition, r.td);
 
   const latest = await describeOrNull(ecs, family);
-  const latestRevision = latest?.revision ?? 0;
+  const latestRevision = latest?.td.revision ?? 0;
   if (!latest) return { match: null, latestRevision };
   if ((newerThan === undefined || latestRevision > newerThan) && isReusable(latest)) {
-    return { match: latest, latestRevision };
+    return { match: latest.td, latestRevision };
   }
   const lowest = Math.max(1, newerThan === undefined ? latestRevision - lookBack : newerThan + 1);
   const revisions: number[] = [];
   for (let r = latestRevision - 1; r >= lowest && revisions.length < lookBack; r--) revisions.push(r);
   const older = await Promise.all(revisions.map((r) => describeOrNull(ecs, `${family}:${r}`)));
-  return { match: older.find(isReusable) ?? null, latestRevision };
+  return { match: older.find(isReusable)?.td ?? null, latestRevision };
 }
 
 export interface FindOrRegisterOptions {
@@ -249,8 +252,8 @@ function hasAutoDeregisterTag(tags: { key?: string; value?: string }[] | undefin
  * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeregisterTaskDefinition.html
  */
 export async function deregisterIfTagged(ecs: ECSClient, arn: string): Promise<boolean> {
-  const td = await describeOrNull(ecs, arn);
-  if (td?.status !== 'ACTIVE' || !autoDeregistered.has(td)) return false;
+  const revision = await describeOrNull(ecs, arn);
+  if (revision?.td.status !== 'ACTIVE' || !revision.autoDeregister) return false;
   await ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn }));
   return true;
 }

@@ -18,19 +18,6 @@ import { workerSide } from './worker-side';
  * writes benchmarks.json and benchmarks.png (docs/ unless --out). Method and discussion: docs/benchmarks.md.
  */
 
-// aws-local-stepfunctions calls Promise.withResolvers (Node ≥ 22); the benchmark runs on Node 20.
-// https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Promise/withResolvers
-const P = Promise as unknown as { withResolvers?: () => unknown };
-P.withResolvers ??= () => {
-  let resolve: unknown;
-  let reject: unknown;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-};
-
 const root = path.resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--out DIR]';

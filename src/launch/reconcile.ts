@@ -260,19 +260,28 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
   if (!active.length && !cancelled.length) return [];
 
   const running = await aws.runningExecutions();
+  // An execution that is not running is described only where it decides something: runs without a known
+  // task, and Cancelling runs (whose ownership it may prove).
+  const runs = [...active, ...cancelled];
+  const toDescribe = runs
+    .filter((run) => {
+      const type = stateType(run);
+      return (
+        !running.has(run.id) &&
+        type !== 'CANCELLED' &&
+        (type === 'CANCELLING' || !parseInfrastructurePid(run.infrastructure_pid))
+      );
+    })
+    .slice(0, settings.maxDescribes ?? 50);
+  const described = new Map<string, ExecutionFacts>();
+  await mapLimit(toDescribe, settings.concurrency, async (run) => {
+    described.set(run.id, await aws.describeExecution(run.id));
+  });
   const facts: RunFacts[] = [];
-  let describes = 0;
-  for (const run of [...active, ...cancelled]) {
-    const type = stateType(run);
-    let execution: ExecutionFacts | undefined = running.has(run.id) ? { status: 'RUNNING' } : undefined;
-    const needsExecution =
-      !execution &&
-      type !== 'CANCELLED' &&
-      (type === 'CANCELLING' || !parseInfrastructurePid(run.infrastructure_pid));
-    if (needsExecution && describes < (settings.maxDescribes ?? 50)) {
-      describes += 1;
-      execution = await aws.describeExecution(run.id);
-    }
+  for (const run of runs) {
+    const execution: ExecutionFacts | undefined = running.has(run.id)
+      ? { status: 'RUNNING' }
+      : described.get(run.id);
     if (isOwnRun(run, settings.workerName, execution))
       facts.push({ run, ...(execution ? { execution } : {}) });
   }
@@ -281,7 +290,10 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
   const byCluster = new Map<string, string[]>();
   for (const { run } of facts) {
     const pid = parseInfrastructurePid(run.infrastructure_pid);
-    if (pid) byCluster.set(pid.cluster, [...(byCluster.get(pid.cluster) ?? []), pid.taskArn]);
+    if (!pid) continue;
+    const arns = byCluster.get(pid.cluster) ?? [];
+    arns.push(pid.taskArn);
+    byCluster.set(pid.cluster, arns);
   }
   const tasks = new Map<string, Task | 'MISSING'>();
   for (const [cluster, arns] of byCluster) {

@@ -1,3 +1,4 @@
+import './polyfills';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { loadLaunchDefinition, localFunctionArns } from './definition';
 import { type EcsTaskApi, runTaskSync } from './run-task-sync';

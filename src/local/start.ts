@@ -23,19 +23,6 @@ import { holdMotoTasksRunning, LocalTaskRunner } from './task-runner';
  * moto starts run as a local process (`LocalTaskRunner`).
  */
 
-// aws-local-stepfunctions calls Promise.withResolvers (Node ≥ 22); the launcher supports Node 20.11.
-// https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Promise/withResolvers
-const P = Promise as unknown as { withResolvers?: () => unknown };
-P.withResolvers ??= () => {
-  let resolve: unknown;
-  let reject: unknown;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-};
-
 export interface StartOptions {
   /** A Prefect API to use instead of starting a server (moto is still started). */
   apiUrl?: string;

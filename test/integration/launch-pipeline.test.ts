@@ -12,6 +12,7 @@ import { listExecutions } from '../../src/aws/sfn';
 import { runPoll } from '../../src/launch/entrypoints';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
 import type { Runtime } from '../../src/runtime';
+import { captureOutput } from '../harness/capture-output';
 import { awsTestConfig, prefectRaw, scheduleFlowRun } from '../harness/env';
 import { testRuntime } from '../harness/launcher';
 import { executor, launcher, pollAndRun, runExecutions, tasksOf } from '../harness/pipeline';
@@ -72,13 +73,8 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     );
     const role = 'arn:aws:iam::123456789012:role/prefect-ecs-launcher-execution';
     // Every line the launcher logs, at its most verbose.
-    const logged: string[] = [];
-    const capture = (chunk: string | Uint8Array) => {
-      logged.push(String(chunk));
-      return true;
-    };
-    const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
-    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const output = captureOutput();
+    const logged = output.lines;
     const level = process.env.LAUNCHER_LOG_LEVEL;
     process.env.LAUNCHER_LOG_LEVEL = 'debug';
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
@@ -98,8 +94,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(definition?.containerDefinitions?.[0]?.secrets).toEqual([
       { name: 'PREFECT_API_KEY', valueFrom: secretArn },
     ]);
-    stdout.mockRestore();
-    stderr.mockRestore();
+    output.restore();
     expect(logged.join('')).toContain('"level":"info"');
     const everything = JSON.stringify({
       logged,

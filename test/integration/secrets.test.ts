@@ -14,6 +14,7 @@ import { DescribeExecutionCommand, ListExecutionsCommand, SFNClient } from '@aws
 import { describeTask, runTask } from '../../src/aws/ecs';
 import { runPoll } from '../../src/launch/entrypoints';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
+import { captureOutput } from '../harness/capture-output';
 import { type JsonObject, type Packaged, packageService, StackView } from '../harness/cloudformation';
 import { awsTestConfig, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
 import { launcher, runExecutions, tasksOf } from '../harness/pipeline';
@@ -100,13 +101,8 @@ describe('a launch end to end', () => {
   ])('with %s: nothing written anywhere holds the credential', async (setting, value, header) => {
     const arn = await secret(value);
     // Every line the launcher logs, at its most verbose, and the Authorization headers it sends.
-    const logged: string[] = [];
-    const capture = (chunk: string | Uint8Array) => {
-      logged.push(String(chunk));
-      return true;
-    };
-    const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(capture);
-    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const output = captureOutput();
+    const logged = output.lines;
     const sent = new Set<string>();
     const realFetch = globalThis.fetch;
     const fetchSpy = jest.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
@@ -144,8 +140,7 @@ describe('a launch end to end', () => {
       const results = await runExecutions(rt, stateMachineArn, ecsApi);
       // A second poll: its sweep reads back everything the first one started.
       await runPoll(rt);
-      stdout.mockRestore();
-      stderr.mockRestore();
+      output.restore();
 
       expect(results.get(runs.ok.id)?.status).toBe('SUCCEEDED');
       expect(results.get(runs.refused.id)?.status).toBe('FAILED');
@@ -208,8 +203,7 @@ describe('a launch end to end', () => {
       const found = Object.entries(written).flatMap(([where, what]) => leaks(where, JSON.stringify(what)));
       expect(found).toEqual([]);
     } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
+      output.restore();
       fetchSpy.mockRestore();
       process.env.LAUNCHER_LOG_LEVEL = level;
     }
