@@ -1,8 +1,8 @@
 import type { Task } from '@aws-sdk/client-ecs';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { cancelledState, crashedState, infrastructurePendingState } from '../prefect/states';
-import { LogLevel, type StateType } from '../prefect/types';
+import { cancelledState, crashedState, flowRunState, infrastructurePendingState } from '../prefect/states';
+import { LogLevel, type State, type StateType } from '../prefect/types';
 import { diagnoseStoppedTask } from './diagnosis';
 
 /**
@@ -40,7 +40,7 @@ export type ReportAction =
 
 export type ReportPrefect = Pick<
   PrefectClient,
-  'readFlowRun' | 'updateFlowRun' | 'setFlowRunState' | 'createFlowRunLogs'
+  'readFlowRun' | 'readFlowRunStates' | 'updateFlowRun' | 'setFlowRunState' | 'createFlowRunLogs'
 >;
 
 /** The ECS calls the reporter makes (src/aws/ecs.ts provides them). */
@@ -103,13 +103,64 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
           force: false,
         },
       );
-      return result.status === 'ACCEPT' ? 'infrastructure-pending' : action;
+      if (result.status !== 'ACCEPT') return action;
+      if (run.state && (await restoreOvertakenFinalState(prefect, log, flowRunId, run.state, result.state))) {
+        return 'run-moved-on';
+      }
+      return 'infrastructure-pending';
     }
     case 'STOPPED':
       return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
     default:
       return action;
   }
+}
+
+/**
+ * The server lets a final run go back to PENDING without force: `HandleFlowTerminalStateTransitions` allows
+ * it for re-runs unless a Completed run has a persisted result
+ * (https://github.com/PrefectHQ/prefect/blob/main/src/prefect/server/orchestration/core_policy.py). So an
+ * InfrastructurePending proposed from a read the engine overtook (a quick flow ended Running → Completed in
+ * between, or a retried proposal whose first answer was lost) displaces Completed or Failed; prefect-aws's
+ * observer has the same race. When the run's newest state is still ours and a final state arrived after the
+ * state we read, that final state is put back, as it was. True when it was.
+ */
+async function restoreOvertakenFinalState(
+  prefect: ReportPrefect,
+  log: Logger,
+  flowRunId: string,
+  read: State,
+  ours: State | null,
+): Promise<boolean> {
+  const readAt = Date.parse(read.timestamp);
+  const overtaken = (await prefect.readFlowRunStates(flowRunId))
+    .filter((s) => FINAL.includes(s.type) && s.id !== read.id && Date.parse(s.timestamp) >= readAt)
+    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
+    .at(-1);
+  if (!overtaken) return false;
+  const now = await prefect.readFlowRun(flowRunId);
+  // Someone moved the run on after our proposal; theirs is the newer word.
+  if (!now.state || (ours ? now.state.id !== ours.id : now.state.name !== 'InfrastructurePending'))
+    return false;
+  await prefect.setFlowRunState(
+    flowRunId,
+    {
+      ...flowRunState(flowRunId, overtaken.type, {
+        name: overtaken.name ?? undefined,
+        message: overtaken.message,
+        details: overtaken.state_details,
+      }),
+      data: overtaken.data ?? null,
+    },
+    { force: true },
+  );
+  log.warn(
+    'a late ECS event had moved a finished flow run back to InfrastructurePending; its final state is restored',
+    {
+      restored: overtaken.name ?? overtaken.type,
+    },
+  );
+  return true;
 }
 
 async function reportStopped(

@@ -229,6 +229,36 @@ describe('report: task start-up events', () => {
     expect(await runReport(rt, t)).toBe('left-to-engine');
   });
 
+  it.each(['COMPLETED', 'FAILED'])(
+    'a PENDING whose read the flow overtook (Running → %s in between) leaves the run as its flow ended',
+    async (final) => {
+      const id = await pendingRun();
+      // The server takes a final run back to PENDING without force (it allows re-runs): the reporter must
+      // notice that its InfrastructurePending displaced the flow's own end, and put that end back.
+      let overtaken = false;
+      const prefect = Object.create(rt.prefect) as Runtime['prefect'];
+      prefect.readFlowRun = async (runId) => {
+        const run = await rt.prefect.readFlowRun(runId);
+        if (!overtaken) {
+          overtaken = true;
+          await setState(id, 'RUNNING');
+          await setState(id, final);
+        }
+        return run;
+      };
+      expect(await runReport({ ...rt, prefect }, task('pending', id))).toBe('run-moved-on');
+      expect(await flowRun(id)).toMatchObject({ state_type: final });
+      expect((await stateHistory(id)).map((h) => h.type)).toEqual([
+        'SCHEDULED',
+        'PENDING',
+        'RUNNING',
+        final,
+        'PENDING',
+        final,
+      ]);
+    },
+  );
+
   it('a late PENDING after RUNNING does not move a Running run back', async () => {
     const id = await runningRun();
     await runReport(rt, task('running', id));
