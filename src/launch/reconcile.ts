@@ -6,6 +6,7 @@ import { cancelledState, crashedState } from '../prefect/states';
 import { type FlowRun, LogLevel, type StateType } from '../prefect/types';
 import { mapLimit } from './concurrency';
 import { diagnoseStoppedTask } from './diagnosis';
+import { restoreDisplacedFinalState } from './displaced-final';
 
 /**
  * What each poll does besides claiming: it cancels this pool's CANCELLING runs and sweeps its PENDING and
@@ -182,7 +183,7 @@ export interface ReconcileAws {
 
 export type ReconcilePrefect = Pick<
   PrefectClient,
-  'filterFlowRuns' | 'setFlowRunState' | 'createFlowRunLogs'
+  'filterFlowRuns' | 'setFlowRunState' | 'createFlowRunLogs' | 'readFlowRunStates'
 >;
 
 export interface ReconcileDeps {
@@ -200,7 +201,7 @@ export interface ReconcileDeps {
   now: Date;
 }
 
-export type ReconcileOutcome = 'resumed' | 'crashed' | 'cancelled' | 'task-stopped' | 'failed';
+export type ReconcileOutcome = 'resumed' | 'crashed' | 'restored' | 'cancelled' | 'task-stopped' | 'failed';
 export type ReconcileSummary = { runs: number } & Record<ReconcileOutcome, number>;
 
 /** Cancelled runs are looked at for this long after they ended, for tasks that still run. */
@@ -213,6 +214,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileSummary> 
     runs: facts.length,
     resumed: 0,
     crashed: 0,
+    restored: 0,
     cancelled: 0,
     'task-stopped': 0,
     failed: 0,
@@ -345,6 +347,14 @@ async function act(
         return 'cancelled';
       }
       case 'crash': {
+        // A finished run that a late ECS event moved back to InfrastructurePending: its own end stands.
+        const restored = await restoreDisplacedFinalState(prefect, run.id, run.state);
+        if (restored) {
+          log.warn('flow run had been moved back from its final state; restored it', {
+            restored: restored.name ?? restored.type,
+          });
+          return 'restored';
+        }
         await prefect.createFlowRunLogs([
           { flowRunId: run.id, level: LogLevel.ERROR, message: decision.explanation ?? decision.message },
         ]);

@@ -1,9 +1,10 @@
 import type { Task } from '@aws-sdk/client-ecs';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { cancelledState, crashedState, flowRunState, infrastructurePendingState } from '../prefect/states';
+import { cancelledState, crashedState, infrastructurePendingState } from '../prefect/states';
 import { LogLevel, type State, type StateType } from '../prefect/types';
 import { diagnoseStoppedTask } from './diagnosis';
+import { restoreDisplacedFinalState } from './displaced-final';
 
 /**
  * "ECS Task State Change" events → Prefect. Events come at least once and in any order
@@ -71,6 +72,8 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
     }
   }
   const run = await prefect.readFlowRun(flowRunId);
+  // A run the launcher moved back from its final state (a retry that failed half-way, or another event's).
+  if (await restoreDisplaced(deps, log, flowRunId, run.state)) return 'run-moved-on';
   const type = run.state?.type ?? run.state_type;
   if (type === 'CANCELLED' && task.lastStatus !== 'STOPPED' && task.desiredStatus !== 'STOPPED') {
     // A task that started after its run was cancelled (the cancel raced the RunTask call): nobody wants it.
@@ -96,15 +99,12 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
       if (type !== 'PENDING' || run.state_name === 'InfrastructurePending') return action;
       const message =
         task.lastStatus === 'PROVISIONING' ? 'ECS task is provisioning.' : 'ECS task is pending.';
-      const result = await prefect.setFlowRunState(
-        flowRunId,
-        infrastructurePendingState(flowRunId, message),
-        {
-          force: false,
-        },
-      );
-      if (result.status !== 'ACCEPT') return action;
-      if (run.state && (await restoreOvertakenFinalState(prefect, log, flowRunId, run.state, result.state))) {
+      const proposal = infrastructurePendingState(flowRunId, message);
+      const result = await prefect.setFlowRunState(flowRunId, proposal, { force: false });
+      const ours = result.state?.state_details.transition_id === proposal.state_details?.transition_id;
+      // REJECT with our own state: a retry of a proposal whose first answer was lost (PreventDuplicateTransitions).
+      if (result.status !== 'ACCEPT' && !ours) return action;
+      if (await restoreDisplaced(deps, log, flowRunId, (await prefect.readFlowRun(flowRunId)).state)) {
         return 'run-moved-on';
       }
       return 'infrastructure-pending';
@@ -116,51 +116,22 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
   }
 }
 
-/**
- * The server lets a final run go back to PENDING without force: `HandleFlowTerminalStateTransitions` allows
- * it for re-runs unless a Completed run has a persisted result
- * (https://github.com/PrefectHQ/prefect/blob/main/src/prefect/server/orchestration/core_policy.py). So an
- * InfrastructurePending proposed from a read the engine overtook (a quick flow ended Running → Completed in
- * between, or a retried proposal whose first answer was lost) displaces Completed or Failed; prefect-aws's
- * observer has the same race. When the run's newest state is still ours and a final state arrived after the
- * state we read, that final state is put back, as it was. True when it was.
- */
-async function restoreOvertakenFinalState(
-  prefect: ReportPrefect,
+async function restoreDisplaced(
+  deps: ReportDeps,
   log: Logger,
   flowRunId: string,
-  read: State,
-  ours: State | null,
+  current: State | null | undefined,
 ): Promise<boolean> {
-  const readAt = Date.parse(read.timestamp);
-  const overtaken = (await prefect.readFlowRunStates(flowRunId))
-    .filter((s) => FINAL.includes(s.type) && s.id !== read.id && Date.parse(s.timestamp) >= readAt)
-    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
-    .at(-1);
-  if (!overtaken) return false;
-  const now = await prefect.readFlowRun(flowRunId);
-  // Someone moved the run on after our proposal; theirs is the newer word.
-  if (!now.state || (ours ? now.state.id !== ours.id : now.state.name !== 'InfrastructurePending'))
-    return false;
-  await prefect.setFlowRunState(
-    flowRunId,
-    {
-      ...flowRunState(flowRunId, overtaken.type, {
-        name: overtaken.name ?? undefined,
-        message: overtaken.message,
-        details: overtaken.state_details,
-      }),
-      data: overtaken.data ?? null,
-    },
-    { force: true },
-  );
-  log.warn(
-    'a late ECS event had moved a finished flow run back to InfrastructurePending; its final state is restored',
-    {
-      restored: overtaken.name ?? overtaken.type,
-    },
-  );
-  return true;
+  const restored = await restoreDisplacedFinalState(deps.prefect, flowRunId, current);
+  if (restored) {
+    log.warn(
+      'a late ECS event had moved a finished flow run back to InfrastructurePending; its end is restored',
+      {
+        restored: restored.name ?? restored.type,
+      },
+    );
+  }
+  return restored !== null;
 }
 
 async function reportStopped(

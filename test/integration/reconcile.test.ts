@@ -345,6 +345,7 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
       cancelled: 0,
       resumed: 0,
       'task-stopped': 0,
+      restored: 0,
     });
 
     // Done: cancelling the healthy runs ends their executions and tasks too.

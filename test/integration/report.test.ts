@@ -259,6 +259,14 @@ describe('report: task start-up events', () => {
     },
   );
 
+  it('any later event of a run found moved back from its end (a report that died half-way) restores the end', async () => {
+    const id = await runningRun();
+    await setState(id, 'COMPLETED');
+    await setState(id, 'PENDING', 'InfrastructurePending');
+    expect(await runReport(rt, task('stopped-exit-1', id))).toBe('run-moved-on');
+    expect(await flowRun(id)).toMatchObject({ state_type: 'COMPLETED', state_name: 'Completed' });
+  });
+
   it('a late PENDING after RUNNING does not move a Running run back', async () => {
     const id = await runningRun();
     await runReport(rt, task('running', id));
