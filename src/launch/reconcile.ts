@@ -3,7 +3,7 @@ import type { ExecutionFacts } from '../aws/sfn';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { cancelledState, crashedState } from '../prefect/states';
-import { type FlowRun, LogLevel, type StateType } from '../prefect/types';
+import { type FlowRun, LogLevel, type State, type StateType } from '../prefect/types';
 import { mapLimit } from './concurrency';
 import { diagnoseStoppedTask } from './diagnosis';
 import { restoreDisplacedFinalState } from './displaced-final';
@@ -68,11 +68,28 @@ function stateName(run: FlowRun): string {
   return run.state?.name ?? run.state_name ?? stateType(run) ?? 'unknown';
 }
 
-/** A run this launcher claimed or launched: its label, its claim, or an execution of ours named after it. */
-export function isOwnRun(run: FlowRun, workerName: string, execution?: ExecutionFacts): boolean {
+/**
+ * A run this launcher claimed or launched: its label, its claim (the current state, or `claimedInHistory`
+ * when the run moved on from it), or an execution of ours named after it.
+ */
+export function isOwnRun(
+  run: FlowRun,
+  workerName: string,
+  execution?: ExecutionFacts,
+  claimedInHistory = false,
+): boolean {
   if (run.labels?.[WORKER_NAME_LABEL] === workerName) return true;
   if (run.state_name === 'Pending' && run.state?.message === claimMessage(workerName)) return true;
-  return Boolean(execution && execution.status !== 'MISSING');
+  return claimedInHistory || Boolean(execution && execution.status !== 'MISSING');
+}
+
+/** Whether the run's newest claim in its history is this launcher's. */
+export function claimedBy(history: readonly State[], workerName: string): boolean {
+  const claim = history
+    .filter((s) => s.type === 'PENDING' && s.name === 'Pending')
+    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
+    .at(-1);
+  return claim?.message === claimMessage(workerName);
 }
 
 function ageSeconds(since: string | Date | undefined, now: Date): number {
@@ -279,12 +296,26 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
   await mapLimit(toDescribe, settings.concurrency, async (run) => {
     described.set(run.id, await aws.describeExecution(run.id));
   });
+  const executionOf = (run: FlowRun): ExecutionFacts | undefined =>
+    running.has(run.id) ? { status: 'RUNNING' } : described.get(run.id);
+  // A run cancelled between its claim and its execution (the poll died in between) has no label nor
+  // execution, and its claim is no longer its state: its history says whose claim it was.
+  const claimedInHistory = new Set<string>();
+  const unproven = runs
+    .filter(
+      (run) =>
+        stateType(run) === 'CANCELLING' &&
+        described.has(run.id) &&
+        !isOwnRun(run, settings.workerName, executionOf(run)),
+    )
+    .slice(0, settings.maxDescribes ?? 50);
+  await mapLimit(unproven, settings.concurrency, async (run) => {
+    if (claimedBy(await prefect.readFlowRunStates(run.id), settings.workerName)) claimedInHistory.add(run.id);
+  });
   const facts: RunFacts[] = [];
   for (const run of runs) {
-    const execution: ExecutionFacts | undefined = running.has(run.id)
-      ? { status: 'RUNNING' }
-      : described.get(run.id);
-    if (isOwnRun(run, settings.workerName, execution))
+    const execution = executionOf(run);
+    if (isOwnRun(run, settings.workerName, execution, claimedInHistory.has(run.id)))
       facts.push({ run, ...(execution ? { execution } : {}) });
   }
 

@@ -384,4 +384,24 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
     expect(results.get(run.id)?.status).toBeDefined();
     expect((await runPoll(rt)).reconciled).toMatchObject({ resumed: 0 });
   });
+
+  it('cancels a claim whose poll died before it started the execution, once the user cancels it', async () => {
+    const { deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId);
+    const claim = await prefectRaw<{ status: string }>('POST', `/flow_runs/${run.id}/set_state`, {
+      state: {
+        type: 'PENDING',
+        name: 'Pending',
+        message: `Claimed by ${rt.config.workerName}; its launch execution starts next.`,
+      },
+      force: false,
+    });
+    expect(claim.status).toBe('ACCEPT');
+    // No label and no execution: only its history says the launcher claimed it.
+    await cancel(run.id);
+
+    expect((await runPoll(rt)).reconciled).toMatchObject({ cancelled: 1, resumed: 0 });
+    expect(await flowRun(run.id)).toMatchObject({ state_type: 'CANCELLED' });
+    await expect(executionStatus(stateMachineArn, run.id)).rejects.toThrow(/does not exist/i);
+  });
 });
