@@ -8,22 +8,32 @@ import type { State, StateType } from '../prefect/types';
  * (https://github.com/PrefectHQ/prefect/blob/main/src/prefect/server/orchestration/core_policy.py). So an
  * InfrastructurePending proposed from a read the flow overtook (a quick flow went Running → Completed in
  * between, or a retried proposal whose first answer was lost) displaces the flow's own end; prefect-aws's
- * observer has the same race. The launcher is the only one that proposes InfrastructurePending, so a run
- * sitting in it with a final state after its claim was moved back by the launcher, and gets that state back.
+ * observer has the same race. Worse, a Crashed proposed from an equally stale read of the same run (its
+ * STOPPED event, or the sweep) is then accepted too, where the server would have refused it over the flow's
+ * end. Only the launcher proposes InfrastructurePending, so a run in InfrastructurePending or Crashed with
+ * a final state, then an InfrastructurePending, after its claim was moved back by the launcher; it gets its
+ * end back.
  */
 
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 
 export type DisplacedPrefect = Pick<PrefectClient, 'readFlowRunStates' | 'setFlowRunState'>;
 
-/** Puts back the final state an InfrastructurePending displaced; returns it, or null when there was none. */
+/** Whether a run in this state may be one the launcher moved back from its end (and so is worth a look). */
+export function mayBeDisplaced(current: State | null | undefined): current is State {
+  return (
+    (current?.type === 'PENDING' && current.name === 'InfrastructurePending') || current?.type === 'CRASHED'
+  );
+}
+
+/** Puts back the final state the launcher displaced; returns it, or null when there was none. */
 export async function restoreDisplacedFinalState(
   prefect: DisplacedPrefect,
   flowRunId: string,
   current: State | null | undefined,
 ): Promise<State | null> {
-  if (current?.type !== 'PENDING' || current.name !== 'InfrastructurePending') return null;
-  const displaced = displacedFinalState(await prefect.readFlowRunStates(flowRunId));
+  if (!mayBeDisplaced(current)) return null;
+  const displaced = displacedFinalState(await prefect.readFlowRunStates(flowRunId), current);
   if (!displaced) return null;
   await prefect.setFlowRunState(
     flowRunId,
@@ -41,17 +51,23 @@ export async function restoreDisplacedFinalState(
 }
 
 /**
- * The newest final state after the run's newest claim (a PENDING named "Pending", as the launcher and the
- * worker claim), from its history. Claim, Running and the flow's end are causally ordered (the engine starts
- * only after the claim, and ends after it started), so their server timestamps are too.
+ * From the run's history and current state: the final state that an InfrastructurePending after the run's
+ * newest claim (a PENDING named "Pending", as the launcher and the worker claim) displaced, or null. Claim,
+ * Running and the flow's end are causally ordered (the engine starts only after the claim, and ends after it
+ * started), and so are the flow's end and the InfrastructurePending that displaced it (the server accepted it
+ * from that end), so their server timestamps are too.
  */
-export function displacedFinalState(history: readonly State[]): State | null {
+export function displacedFinalState(history: readonly State[], current: State): State | null {
+  if (!mayBeDisplaced(current)) return null;
   const at = (s: State) => Date.parse(s.timestamp);
-  const claims = history.filter((s) => s.type === 'PENDING' && s.name === 'Pending');
-  const claimedAt = Math.max(...claims.map(at));
+  const claimedAt = Math.max(...history.filter((s) => s.type === 'PENDING' && s.name === 'Pending').map(at));
   if (!Number.isFinite(claimedAt)) return null;
-  const finals = history
-    .filter((s) => FINAL.includes(s.type) && at(s) > claimedAt)
-    .sort((a, b) => at(a) - at(b));
-  return finals.at(-1) ?? null;
+  const since = history.filter((s) => at(s) > claimedAt && s.id !== current.id).sort((a, b) => at(a) - at(b));
+  // In InfrastructurePending, the run's own; in Crashed, the newest one before it.
+  const displacer =
+    current.type === 'PENDING'
+      ? current
+      : since.findLast((s) => s.type === 'PENDING' && s.name === 'InfrastructurePending');
+  if (!displacer) return null;
+  return since.findLast((s) => FINAL.includes(s.type) && at(s) < at(displacer)) ?? null;
 }

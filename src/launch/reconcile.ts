@@ -395,6 +395,14 @@ async function act(
         log.warn('flow run crashed', { message: decision.message, status: result.status });
         // Not accepted: the run reached a state of its own meanwhile, which stands.
         if (result.status !== 'ACCEPT') return null;
+        // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
+        const undone = await restoreDisplacedFinalState(prefect, run.id, result.state);
+        if (undone) {
+          log.warn('flow run had been moved back from its final state; restored it', {
+            restored: undone.name ?? undone.type,
+          });
+          return 'restored';
+        }
         if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
         return 'crashed';
       }

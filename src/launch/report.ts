@@ -110,7 +110,7 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
       return 'infrastructure-pending';
     }
     case 'STOPPED':
-      return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
+      return reportStopped(deps, log, flowRunId, type, run.state ?? null, task);
     default:
       return action;
   }
@@ -135,13 +135,14 @@ async function restoreDisplaced(
 }
 
 async function reportStopped(
-  prefect: ReportPrefect,
+  deps: ReportDeps,
   log: Logger,
   flowRunId: string,
   type: StateType,
   current: Parameters<typeof cancelledState>[2],
   task: TaskStateChange,
 ): Promise<ReportAction> {
+  const { prefect } = deps;
   const diagnosis = diagnoseStoppedTask(task);
   if (type === 'CANCELLING') {
     // The engine did not finish the cancellation before the task stopped: end it as the user asked.
@@ -167,5 +168,7 @@ async function reportStopped(
     force: false,
   });
   log.warn('flow run crashed', { message: diagnosis.message, status: result.status });
-  return result.status === 'ACCEPT' ? 'crashed' : 'run-moved-on';
+  if (result.status !== 'ACCEPT') return 'run-moved-on';
+  // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
+  return (await restoreDisplaced(deps, log, flowRunId, result.state)) ? 'run-moved-on' : 'crashed';
 }

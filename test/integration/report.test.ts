@@ -267,6 +267,17 @@ describe('report: task start-up events', () => {
     expect(await flowRun(id)).toMatchObject({ state_type: 'COMPLETED', state_name: 'Completed' });
   });
 
+  it('a STOPPED read as Running, whose Crashed lands over a displacing InfrastructurePending, restores the end', async () => {
+    const id = await runningRun();
+    const stale = await rt.prefect.readFlowRun(id);
+    await setState(id, 'FAILED');
+    await setState(id, 'PENDING', 'InfrastructurePending');
+    const prefect = Object.create(rt.prefect) as Runtime['prefect'];
+    prefect.readFlowRun = async () => stale;
+    expect(await runReport({ ...rt, prefect }, task('stopped-exit-1', id))).toBe('run-moved-on');
+    expect(await flowRun(id)).toMatchObject({ state_type: 'FAILED', state_name: 'Failed' });
+  });
+
   it('a late PENDING after RUNNING does not move a Running run back', async () => {
     const id = await runningRun();
     await runReport(rt, task('running', id));

@@ -15,46 +15,74 @@ function state(type: StateType, name: string): State {
   };
 }
 
+/** A run's history, oldest first, and its current state: the newest. */
+function run(...history: State[]): { history: State[]; current: State } {
+  return { history, current: history.at(-1) as State };
+}
+
 describe('displacedFinalState', () => {
-  it('finds the flow’s end that an InfrastructurePending after it displaced', () => {
-    const history = [
+  it('finds the flow’s end that the current InfrastructurePending displaced', () => {
+    const { history, current } = run(
       state('SCHEDULED', 'Scheduled'),
       state('PENDING', 'Pending'),
       state('RUNNING', 'Running'),
       state('COMPLETED', 'Completed'),
       state('PENDING', 'InfrastructurePending'),
-    ];
-    expect(displacedFinalState(history)).toBe(history[3]);
+    );
+    expect(displacedFinalState(history, current)).toBe(history[3]);
   });
 
-  it('takes the newest final state after the claim, in whatever order the history lists them', () => {
+  it('finds it under a Crashed that a stale read proposed over the displacing InfrastructurePending', () => {
+    const { history, current } = run(
+      state('PENDING', 'Pending'),
+      state('RUNNING', 'Running'),
+      state('FAILED', 'Failed'),
+      state('PENDING', 'InfrastructurePending'),
+      state('CRASHED', 'Crashed'),
+    );
+    expect(displacedFinalState(history, current)).toBe(history[2]);
+  });
+
+  it('leaves a run that crashed after it was InfrastructurePending, as a task that never started does', () => {
+    const { history, current } = run(
+      state('PENDING', 'Pending'),
+      state('PENDING', 'InfrastructurePending'),
+      state('RUNNING', 'Running'),
+      state('CRASHED', 'Crashed'),
+    );
+    expect(displacedFinalState(history, current)).toBeNull();
+  });
+
+  it('reads the history in time order, whatever order it is listed in', () => {
     const claim = state('PENDING', 'Pending');
     const failed = state('FAILED', 'Failed');
     const cancelled = state('CANCELLED', 'Cancelled');
-    expect(displacedFinalState([cancelled, state('PENDING', 'InfrastructurePending'), failed, claim])).toBe(
-      cancelled,
-    );
+    const current = state('PENDING', 'InfrastructurePending');
+    expect(displacedFinalState([cancelled, current, failed, claim], current)).toBe(cancelled);
   });
 
   it('ignores the final states of an earlier attempt, before a re-run’s claim', () => {
-    const history = [
+    const { history, current } = run(
       state('PENDING', 'Pending'),
       state('RUNNING', 'Running'),
       state('FAILED', 'Failed'),
       state('SCHEDULED', 'Scheduled'),
       state('PENDING', 'Pending'),
       state('PENDING', 'InfrastructurePending'),
-    ];
-    expect(displacedFinalState(history)).toBeNull();
+    );
+    expect(displacedFinalState(history, current)).toBeNull();
   });
 
-  it('finds nothing in a run that was never claimed, or never ended', () => {
-    expect(
-      displacedFinalState([state('SCHEDULED', 'Scheduled'), state('COMPLETED', 'Completed')]),
-    ).toBeNull();
-    expect(
-      displacedFinalState([state('PENDING', 'Pending'), state('PENDING', 'InfrastructurePending')]),
-    ).toBeNull();
-    expect(displacedFinalState([])).toBeNull();
+  it('finds nothing for a run in another state, never claimed, or never ended', () => {
+    const completed = run(
+      state('PENDING', 'Pending'),
+      state('RUNNING', 'Running'),
+      state('COMPLETED', 'Completed'),
+    );
+    expect(displacedFinalState(completed.history, completed.current)).toBeNull();
+    const unclaimed = run(state('SCHEDULED', 'Scheduled'), state('PENDING', 'InfrastructurePending'));
+    expect(displacedFinalState(unclaimed.history, unclaimed.current)).toBeNull();
+    const pending = run(state('PENDING', 'Pending'), state('PENDING', 'InfrastructurePending'));
+    expect(displacedFinalState(pending.history, pending.current)).toBeNull();
   });
 });
