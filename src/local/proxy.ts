@@ -86,8 +86,6 @@ export interface ProxyCounts {
   actions: Record<string, number>;
   /** Injected faults by name. */
   faults: Record<string, number>;
-  /** Requests sent to the target again because of `retryTarget`. */
-  targetRetries: number;
 }
 
 export interface ProxyOptions {
@@ -99,11 +97,6 @@ export interface ProxyOptions {
   random?: () => number;
   /** Initial rules. */
   rules?: ProxyRule[];
-  /**
-   * Sends a request to the target again (up to 10 times, 20 ms apart and more) while its answer matches, e.g.
-   * a test server's own transient 503s, so that the faults a client sees are the rules' alone.
-   */
-  retryTarget?: (status: number, body: string) => boolean;
   host?: string;
 }
 
@@ -207,7 +200,6 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
   let rules: { rule: ProxyRule; left: number }[] = [];
   let records: ProxyRecord[] = [];
   let requests = 0;
-  let targetRetries = 0;
   const routes = new Map<string, number>();
   const actions = new Map<string, number>();
   const faults = new Map<string, number>();
@@ -340,15 +332,6 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
     let upstream: Upstream;
     try {
       upstream = await forward(req, body);
-      for (
-        let attempt = 1;
-        attempt <= 10 && options.retryTarget?.(upstream.status, upstream.body.toString('utf8'));
-        attempt++
-      ) {
-        targetRetries += 1;
-        await sleep(20 * attempt);
-        upstream = await forward(req, body);
-      }
     } catch (error) {
       answer(
         502,
@@ -395,12 +378,10 @@ export async function startProxy(target: string, options: ProxyOptions = {}): Pr
       routes: Object.fromEntries(routes),
       actions: Object.fromEntries(actions),
       faults: Object.fromEntries(faults),
-      targetRetries,
     }),
     clearRecords: () => {
       records = [];
       requests = 0;
-      targetRetries = 0;
       routes.clear();
       actions.clear();
       faults.clear();
