@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startLocalStack } from '../local/stack';
+import { LOAD_TEST_PREFECT_ENV, startLocalStack } from '../local/stack';
 import { holdMotoTasksRunning } from '../local/task-runner';
 import { type BundleResult, measureBundles } from './bundles';
 import { latenessChart } from './chart';
@@ -21,25 +21,6 @@ import { workerSide } from './worker-side';
 const root = path.resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--out DIR]';
-
-/**
- * The benchmark's Prefect server. Its SQLite database is in memory, where Prefect uses a single connection
- * (`AioSqliteConfiguration.engine` in prefect/server/database/configurations.py), so concurrent writes
- * queue. On disk, SQLite refuses a transaction that reads and then writes while another one writes
- * (SQLITE_BUSY, https://www.sqlite.org/rescode.html#busy) and the server answers 503: at 1,000 runs neither
- * side launched every run within 7 minutes, and the launcher crashed runs whose PATCH of labels failed six
- * times in a row. That measured the database, not the launchers. Background services that write on their own are off: the scheduler (only the benchmark
- * creates runs, src/bench/arrange.ts), the event pipeline (every state change is an event, persisted and
- * matched against automations) and late-run marking; neither side uses them.
- */
-const SERVER_ENV = {
-  PREFECT_SERVER_DATABASE_CONNECTION_URL: 'sqlite+aiosqlite:///:memory:',
-  ...Object.fromEntries(
-    ['SCHEDULER', 'EVENT_PERSISTER', 'TRIGGERS', 'EVENT_LOGGER', 'TASK_RUN_RECORDER', 'LATE_RUNS'].map(
-      (service) => [`PREFECT_SERVER_SERVICES_${service}_ENABLED`, 'false'],
-    ),
-  ),
-};
 
 export interface BenchOptions {
   sizes: number[];
@@ -148,7 +129,7 @@ export async function bench(options: BenchOptions, print: (line: string) => void
   const bundles = await measureBundles();
 
   print('starting a Prefect server and moto…');
-  const stack = await startLocalStack({ env: SERVER_ENV });
+  const stack = await startLocalStack({ env: LOAD_TEST_PREFECT_ENV });
   const results: ScenarioResult[] = [];
   try {
     // moto advances a task one status per DescribeTasks; held RUNNING, no launched task stops during the

@@ -18,6 +18,26 @@ export interface RunningStack extends LocalStack {
 const root = path.resolve(__dirname, '..', '..');
 
 /**
+ * Server settings for load: `npm run bench` and the reliability suite. The SQLite database is in memory, where
+ * Prefect uses a single connection (`AioSqliteConfiguration.engine` in
+ * prefect/server/database/configurations.py), so concurrent writes queue. On disk, SQLite refuses a
+ * transaction that reads and then writes while another one writes (SQLITE_BUSY,
+ * https://www.sqlite.org/rescode.html#busy) and the server answers 503 to most of them under load: at 1,000
+ * runs neither side of the benchmark launched every run within 7 minutes. That measures SQLite on disk, not
+ * the launcher; a production database (PostgreSQL, or Prefect Cloud) waits for its locks instead. Background
+ * services that write on their own are off: the scheduler (the caller creates the runs), the event pipeline
+ * (every state change is an event, persisted and matched against automations) and late-run marking.
+ */
+export const LOAD_TEST_PREFECT_ENV: Record<string, string> = {
+  PREFECT_SERVER_DATABASE_CONNECTION_URL: 'sqlite+aiosqlite:///:memory:',
+  ...Object.fromEntries(
+    ['SCHEDULER', 'EVENT_PERSISTER', 'TRIGGERS', 'EVENT_LOGGER', 'TASK_RUN_RECORDER', 'LATE_RUNS'].map(
+      (service) => [`PREFECT_SERVER_SERVICES_${service}_ENABLED`, 'false'],
+    ),
+  ),
+};
+
+/**
  * Starts the Prefect server and moto from the project's virtualenv; `env` adds to their environment (e.g.
  * PREFECT_SERVER_API_AUTH_STRING for a server that requires basic auth). The Python side lives exactly as long
  * as its stdin stays open, so the servers go away with this process even when it is killed.
