@@ -10,9 +10,7 @@ import type { State, StateType } from '../prefect/types';
  * between, or a retried proposal whose first answer was lost) displaces the flow's own end; prefect-aws's
  * observer has the same race. Worse, a Crashed proposed from an equally stale read of the same run (its
  * STOPPED event, or the sweep) is then accepted too, where the server would have refused it over the flow's
- * end. Only the launcher proposes InfrastructurePending, so a run in InfrastructurePending or Crashed with
- * a final state, then an InfrastructurePending, after its claim was moved back by the launcher; it gets its
- * end back.
+ * end. Such a run gets its end back.
  */
 
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
@@ -51,23 +49,28 @@ export async function restoreDisplacedFinalState(
 }
 
 /**
- * From the run's history and current state: the final state that an InfrastructurePending after the run's
- * newest claim (a PENDING named "Pending", as the launcher and the worker claim) displaced, or null. Claim,
- * Running and the flow's end are causally ordered (the engine starts only after the claim, and ends after it
- * started), and so are the flow's end and the InfrastructurePending that displaced it (the server accepted it
- * from that end), so their server timestamps are too.
+ * From the run's history and current state: the final state that the launcher displaced, or null. After the
+ * run's newest claim (a PENDING named "Pending", as the launcher and the worker claim), the history holds an
+ * InfrastructurePending (only the launcher proposes one) and a final state other than the current one: the
+ * run left that final state, which without force only the launcher's InfrastructurePending does. Server
+ * timestamps follow the claim (everything else waits for it), but not always each other: a proposal gets its
+ * timestamp when it arrives, and may commit after one that arrived later. So order among them is not used,
+ * but to pick the newest of several final states, which all say how the flow ended.
  */
 export function displacedFinalState(history: readonly State[], current: State): State | null {
   if (!mayBeDisplaced(current)) return null;
   const at = (s: State) => Date.parse(s.timestamp);
   const claimedAt = Math.max(...history.filter((s) => s.type === 'PENDING' && s.name === 'Pending').map(at));
   if (!Number.isFinite(claimedAt)) return null;
-  const since = history.filter((s) => at(s) > claimedAt && s.id !== current.id).sort((a, b) => at(a) - at(b));
-  // In InfrastructurePending, the run's own; in Crashed, the newest one before it.
-  const displacer =
-    current.type === 'PENDING'
-      ? current
-      : since.findLast((s) => s.type === 'PENDING' && s.name === 'InfrastructurePending');
-  if (!displacer) return null;
-  return since.findLast((s) => FINAL.includes(s.type) && at(s) < at(displacer)) ?? null;
+  const since = history.filter((s) => at(s) > claimedAt && s.id !== current.id);
+  const displacing =
+    current.type === 'PENDING' ||
+    since.some((s) => s.type === 'PENDING' && s.name === 'InfrastructurePending');
+  if (!displacing) return null;
+  return (
+    since
+      .filter((s) => FINAL.includes(s.type))
+      .sort((a, b) => at(a) - at(b))
+      .at(-1) ?? null
+  );
 }

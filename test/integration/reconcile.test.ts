@@ -3,7 +3,7 @@ import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { runTask, stopTask } from '../../src/aws/ecs';
 import { executionArnFor, stopExecution } from '../../src/aws/sfn';
 import { runPoll } from '../../src/launch/entrypoints';
-import type { ReconcileAws } from '../../src/launch/reconcile';
+import { claimMessage, type ReconcileAws } from '../../src/launch/reconcile';
 import { LocalExecutor } from '../../src/local/executor';
 import { localLaunchMachine } from '../../src/local/launcher';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
@@ -39,6 +39,18 @@ async function cancel(id: string): Promise<void> {
     force: false,
   });
   expect(out.status).toBe('ACCEPT');
+}
+
+/** A run claimed as the poll claims it, then nothing: the poll's Lambda was killed before StartExecution. */
+async function claimedOnly() {
+  const { deploymentId, stateMachineArn, rt } = await launcher();
+  const run = await scheduleFlowRun(deploymentId);
+  const claim = await prefectRaw<{ status: string }>('POST', `/flow_runs/${run.id}/set_state`, {
+    state: { type: 'PENDING', name: 'Pending', message: claimMessage(rt.config.workerName) },
+    force: false,
+  });
+  expect(claim.status).toBe('ACCEPT');
+  return { run, stateMachineArn, rt };
 }
 
 /** What the flow engine does when it starts: the run goes Running (and gets its start_time). */
@@ -362,18 +374,7 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
   });
 
   it('resumes a claim whose poll died before it started the execution', async () => {
-    const { deploymentId, stateMachineArn, rt } = await launcher();
-    const run = await scheduleFlowRun(deploymentId);
-    // The claim as the poll makes it, then nothing: the poll's Lambda was killed.
-    const claim = await prefectRaw<{ status: string }>('POST', `/flow_runs/${run.id}/set_state`, {
-      state: {
-        type: 'PENDING',
-        name: 'Pending',
-        message: `Claimed by ${rt.config.workerName}; its launch execution starts next.`,
-      },
-      force: false,
-    });
-    expect(claim.status).toBe('ACCEPT');
+    const { run, stateMachineArn, rt } = await claimedOnly();
     await expect(executionStatus(stateMachineArn, run.id)).rejects.toThrow(/does not exist/i);
 
     const summary = await runPoll(rt);
@@ -386,17 +387,7 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
   });
 
   it('cancels a claim whose poll died before it started the execution, once the user cancels it', async () => {
-    const { deploymentId, stateMachineArn, rt } = await launcher();
-    const run = await scheduleFlowRun(deploymentId);
-    const claim = await prefectRaw<{ status: string }>('POST', `/flow_runs/${run.id}/set_state`, {
-      state: {
-        type: 'PENDING',
-        name: 'Pending',
-        message: `Claimed by ${rt.config.workerName}; its launch execution starts next.`,
-      },
-      force: false,
-    });
-    expect(claim.status).toBe('ACCEPT');
+    const { run, stateMachineArn, rt } = await claimedOnly();
     // No label and no execution: only its history says the launcher claimed it.
     await cancel(run.id);
 

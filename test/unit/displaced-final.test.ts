@@ -53,6 +53,17 @@ describe('displacedFinalState', () => {
     expect(displacedFinalState(history, current)).toBeNull();
   });
 
+  it('finds it when the displacing InfrastructurePending arrived before the end it displaced, and committed after', () => {
+    const { history, current } = run(
+      state('PENDING', 'Pending'),
+      state('RUNNING', 'Running'),
+      state('PENDING', 'InfrastructurePending'),
+      state('FAILED', 'Failed'),
+      state('CRASHED', 'Crashed'),
+    );
+    expect(displacedFinalState(history, current)).toBe(history[3]);
+  });
+
   it('reads the history in time order, whatever order it is listed in', () => {
     const claim = state('PENDING', 'Pending');
     const failed = state('FAILED', 'Failed');
