@@ -15,7 +15,7 @@ import type { State, StateType } from '../prefect/types';
 
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 
-export type DisplacedPrefect = Pick<PrefectClient, 'readFlowRunStates' | 'setFlowRunState'>;
+export type DisplacedPrefect = Pick<PrefectClient, 'readFlowRun' | 'readFlowRunStates' | 'setFlowRunState'>;
 
 /** Whether a run in this state may be one the launcher moved back from its end (and so is worth a look). */
 export function mayBeDisplaced(current: State | null | undefined): current is State {
@@ -24,14 +24,22 @@ export function mayBeDisplaced(current: State | null | undefined): current is St
   );
 }
 
-/** Puts back the final state the launcher displaced; returns it, or null when there was none. */
+/**
+ * Puts back the final state the launcher displaced; returns it, or null when there was none. `seen` is the
+ * caller's view of the run's state, which only says whether to look: the decision is made on the run's
+ * state now, as a stale one would take an earlier restore, or a stale Crashed, for the run's end.
+ */
 export async function restoreDisplacedFinalState(
   prefect: DisplacedPrefect,
   flowRunId: string,
-  current: State | null | undefined,
+  seen: State | null | undefined,
 ): Promise<State | null> {
-  if (!mayBeDisplaced(current)) return null;
-  const displaced = displacedFinalState(await prefect.readFlowRunStates(flowRunId), current);
+  if (!mayBeDisplaced(seen)) return null;
+  const [history, run] = await Promise.all([
+    prefect.readFlowRunStates(flowRunId),
+    prefect.readFlowRun(flowRunId),
+  ]);
+  const displaced = run.state ? displacedFinalState(history, run.state) : null;
   if (!displaced) return null;
   await prefect.setFlowRunState(
     flowRunId,
@@ -55,7 +63,8 @@ export async function restoreDisplacedFinalState(
  * run left that final state, which without force only the launcher's InfrastructurePending does. Server
  * timestamps follow the claim (everything else waits for it), but not always each other: a proposal gets its
  * timestamp when it arrives, and may commit after one that arrived later. So order among them is not used,
- * but to pick the newest of several final states, which all say how the flow ended.
+ * but to pick the newest of several final states, which all say how the flow ended, preferring the flow's
+ * own end to a Crashed.
  */
 export function displacedFinalState(history: readonly State[], current: State): State | null {
   if (!mayBeDisplaced(current)) return null;
@@ -67,10 +76,7 @@ export function displacedFinalState(history: readonly State[], current: State): 
     current.type === 'PENDING' ||
     since.some((s) => s.type === 'PENDING' && s.name === 'InfrastructurePending');
   if (!displacing) return null;
-  return (
-    since
-      .filter((s) => FINAL.includes(s.type))
-      .sort((a, b) => at(a) - at(b))
-      .at(-1) ?? null
-  );
+  const finals = since.filter((s) => FINAL.includes(s.type)).sort((a, b) => at(a) - at(b));
+  // The flow's own end over a Crashed the launcher proposed from a stale read of the displaced run.
+  return finals.filter((s) => s.type !== 'CRASHED').at(-1) ?? finals.at(-1) ?? null;
 }

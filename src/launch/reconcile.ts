@@ -200,7 +200,7 @@ export interface ReconcileAws {
 
 export type ReconcilePrefect = Pick<
   PrefectClient,
-  'filterFlowRuns' | 'setFlowRunState' | 'createFlowRunLogs' | 'readFlowRunStates'
+  'filterFlowRuns' | 'setFlowRunState' | 'createFlowRunLogs' | 'readFlowRun' | 'readFlowRunStates'
 >;
 
 export interface ReconcileDeps {

@@ -104,7 +104,7 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
       const ours = result.state?.state_details.transition_id === proposal.state_details?.transition_id;
       // REJECT with our own state: a retry of a proposal whose first answer was lost (PreventDuplicateTransitions).
       if (result.status !== 'ACCEPT' && !ours) return action;
-      if (await restoreDisplaced(deps, log, flowRunId, (await prefect.readFlowRun(flowRunId)).state)) {
+      if (await restoreDisplaced(deps, log, flowRunId, result.state)) {
         return 'run-moved-on';
       }
       return 'infrastructure-pending';

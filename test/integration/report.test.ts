@@ -273,7 +273,9 @@ describe('report: task start-up events', () => {
     await setState(id, 'FAILED');
     await setState(id, 'PENDING', 'InfrastructurePending');
     const prefect = Object.create(rt.prefect) as Runtime['prefect'];
-    prefect.readFlowRun = async () => stale;
+    let reads = 0;
+    // The report's own read is the stale one; later reads see the run as it is.
+    prefect.readFlowRun = async (runId) => (reads++ === 0 ? stale : rt.prefect.readFlowRun(runId));
     expect(await runReport({ ...rt, prefect }, task('stopped-exit-1', id))).toBe('run-moved-on');
     expect(await flowRun(id)).toMatchObject({ state_type: 'FAILED', state_name: 'Failed' });
   });

@@ -64,6 +64,18 @@ describe('displacedFinalState', () => {
     expect(displacedFinalState(history, current)).toBe(history[3]);
   });
 
+  it('prefers the flow’s own end to a Crashed proposed from a stale read, even a newer one', () => {
+    const { history, current } = run(
+      state('PENDING', 'Pending'),
+      state('RUNNING', 'Running'),
+      state('FAILED', 'Failed'),
+      state('PENDING', 'InfrastructurePending'),
+      state('CRASHED', 'Crashed'),
+      state('PENDING', 'InfrastructurePending'),
+    );
+    expect(displacedFinalState(history, current)).toBe(history[2]);
+  });
+
   it('reads the history in time order, whatever order it is listed in', () => {
     const claim = state('PENDING', 'Pending');
     const failed = state('FAILED', 'Failed');
