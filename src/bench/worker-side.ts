@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { keepLastLines } from '../local/child-output';
 import { BENCH_AWS, type RunningSide, type Side, type SideContext } from './side';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -54,13 +55,7 @@ async function startWorker(context: SideContext): Promise<RunningSide> {
   ];
   // Its own process group, so stopping it stops whatever it started.
   const child = spawn(prefect, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(...chunk.toString().split('\n').filter(Boolean));
-    output.splice(0, Math.max(0, output.length - 30));
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  const output = keepLastLines(child, 30);
   let stopping = false;
   let exit: string | undefined;
   const exited = new Promise<void>((resolve) => {

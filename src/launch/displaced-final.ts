@@ -1,5 +1,6 @@
+import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { flowRunState } from '../prefect/states';
+import { flowRunState, newestClaim } from '../prefect/states';
 import type { State, StateType } from '../prefect/types';
 
 /**
@@ -18,28 +19,31 @@ const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHE
 export type DisplacedPrefect = Pick<PrefectClient, 'readFlowRun' | 'readFlowRunStates' | 'setFlowRunState'>;
 
 /** Whether a run in this state may be one the launcher moved back from its end (and so is worth a look). */
-export function mayBeDisplaced(current: State | null | undefined): current is State {
+function mayBeDisplaced(current: State | null | undefined): current is State {
   return (
     (current?.type === 'PENDING' && current.name === 'InfrastructurePending') || current?.type === 'CRASHED'
   );
 }
 
 /**
- * Puts back the final state the launcher displaced; returns it, or null when there was none. `seen` is the
- * caller's view of the run's state, which only says whether to look: the decision is made on the run's
- * state now, as a stale one would take an earlier restore, or a stale Crashed, for the run's end.
+ * Puts back the final state the launcher displaced, and logs it; returns it, or null when there was none.
+ * `seen` is the caller's view of the run's state, which says whether to look. Unless `seenNow` (the caller
+ * has just read it), the decision is made on the run's state read again, as a stale view would take an
+ * earlier restore, or a stale Crashed, for the run's end.
  */
 export async function restoreDisplacedFinalState(
   prefect: DisplacedPrefect,
+  log: Logger,
   flowRunId: string,
   seen: State | null | undefined,
+  options: { seenNow?: boolean } = {},
 ): Promise<State | null> {
   if (!mayBeDisplaced(seen)) return null;
-  const [history, run] = await Promise.all([
+  const [history, current] = await Promise.all([
     prefect.readFlowRunStates(flowRunId),
-    prefect.readFlowRun(flowRunId),
+    options.seenNow ? seen : prefect.readFlowRun(flowRunId).then((run) => run.state),
   ]);
-  const displaced = run.state ? displacedFinalState(history, run.state) : null;
+  const displaced = current ? displacedFinalState(history, current) : null;
   if (!displaced) return null;
   await prefect.setFlowRunState(
     flowRunId,
@@ -53,12 +57,19 @@ export async function restoreDisplacedFinalState(
     },
     { force: true },
   );
+  log.warn(
+    'a late ECS event had moved a finished flow run back to InfrastructurePending; its end is restored',
+    {
+      flowRunId,
+      restored: displaced.name ?? displaced.type,
+    },
+  );
   return displaced;
 }
 
 /**
  * From the run's history and current state: the final state that the launcher displaced, or null. After the
- * run's newest claim (a PENDING named "Pending", as the launcher and the worker claim), the history holds an
+ * run's newest claim, the history holds an
  * InfrastructurePending (only the launcher proposes one) and a final state other than the current one: the
  * run left that final state, which without force only the launcher's InfrastructurePending does. Server
  * timestamps follow the claim (everything else waits for it), but not always each other: a proposal gets its
@@ -69,8 +80,9 @@ export async function restoreDisplacedFinalState(
 export function displacedFinalState(history: readonly State[], current: State): State | null {
   if (!mayBeDisplaced(current)) return null;
   const at = (s: State) => Date.parse(s.timestamp);
-  const claimedAt = Math.max(...history.filter((s) => s.type === 'PENDING' && s.name === 'Pending').map(at));
-  if (!Number.isFinite(claimedAt)) return null;
+  const claim = newestClaim(history);
+  if (!claim) return null;
+  const claimedAt = at(claim);
   const since = history.filter((s) => at(s) > claimedAt && s.id !== current.id);
   const displacing =
     current.type === 'PENDING' ||

@@ -2,7 +2,7 @@ import type { Task } from '@aws-sdk/client-ecs';
 import type { ExecutionFacts } from '../aws/sfn';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { cancelledState, crashedState } from '../prefect/states';
+import { cancelledState, crashedState, newestClaim } from '../prefect/states';
 import { type FlowRun, LogLevel, type State, type StateType } from '../prefect/types';
 import { mapLimit } from './concurrency';
 import { diagnoseStoppedTask } from './diagnosis';
@@ -85,11 +85,7 @@ export function isOwnRun(
 
 /** Whether the run's newest claim in its history is this launcher's. */
 export function claimedBy(history: readonly State[], workerName: string): boolean {
-  const claim = history
-    .filter((s) => s.type === 'PENDING' && s.name === 'Pending')
-    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
-    .at(-1);
-  return claim?.message === claimMessage(workerName);
+  return newestClaim(history)?.message === claimMessage(workerName);
 }
 
 function ageSeconds(since: string | Date | undefined, now: Date): number {
@@ -379,13 +375,7 @@ async function act(
       }
       case 'crash': {
         // A finished run that a late ECS event moved back to InfrastructurePending: its own end stands.
-        const restored = await restoreDisplacedFinalState(prefect, run.id, run.state);
-        if (restored) {
-          log.warn('flow run had been moved back from its final state; restored it', {
-            restored: restored.name ?? restored.type,
-          });
-          return 'restored';
-        }
+        if (await restoreDisplacedFinalState(prefect, log, run.id, run.state)) return 'restored';
         await prefect.createFlowRunLogs([
           { flowRunId: run.id, level: LogLevel.ERROR, message: decision.explanation ?? decision.message },
         ]);
@@ -396,13 +386,7 @@ async function act(
         // Not accepted: the run reached a state of its own meanwhile, which stands.
         if (result.status !== 'ACCEPT') return null;
         // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
-        const undone = await restoreDisplacedFinalState(prefect, run.id, result.state);
-        if (undone) {
-          log.warn('flow run had been moved back from its final state; restored it', {
-            restored: undone.name ?? undone.type,
-          });
-          return 'restored';
-        }
+        if (await restoreDisplacedFinalState(prefect, log, run.id, result.state)) return 'restored';
         if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
         return 'crashed';
       }

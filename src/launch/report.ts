@@ -2,7 +2,7 @@ import type { Task } from '@aws-sdk/client-ecs';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { cancelledState, crashedState, infrastructurePendingState } from '../prefect/states';
-import { LogLevel, type State, type StateType } from '../prefect/types';
+import { LogLevel, type StateType } from '../prefect/types';
 import { diagnoseStoppedTask } from './diagnosis';
 import { restoreDisplacedFinalState } from './displaced-final';
 
@@ -73,7 +73,9 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
   }
   const run = await prefect.readFlowRun(flowRunId);
   // A run the launcher moved back from its final state (a retry that failed half-way, or another event's).
-  if (await restoreDisplaced(deps, log, flowRunId, run.state)) return 'run-moved-on';
+  if (await restoreDisplacedFinalState(prefect, log, flowRunId, run.state, { seenNow: true })) {
+    return 'run-moved-on';
+  }
   const type = run.state?.type ?? run.state_type;
   if (type === 'CANCELLED' && task.lastStatus !== 'STOPPED' && task.desiredStatus !== 'STOPPED') {
     // A task that started after its run was cancelled (the cancel raced the RunTask call): nobody wants it.
@@ -104,45 +106,24 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
       const ours = result.state?.state_details.transition_id === proposal.state_details?.transition_id;
       // REJECT with our own state: a retry of a proposal whose first answer was lost (PreventDuplicateTransitions).
       if (result.status !== 'ACCEPT' && !ours) return action;
-      if (await restoreDisplaced(deps, log, flowRunId, result.state)) {
-        return 'run-moved-on';
-      }
+      if (await restoreDisplacedFinalState(prefect, log, flowRunId, result.state)) return 'run-moved-on';
       return 'infrastructure-pending';
     }
     case 'STOPPED':
-      return reportStopped(deps, log, flowRunId, type, run.state ?? null, task);
+      return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
     default:
       return action;
   }
 }
 
-async function restoreDisplaced(
-  deps: ReportDeps,
-  log: Logger,
-  flowRunId: string,
-  current: State | null | undefined,
-): Promise<boolean> {
-  const restored = await restoreDisplacedFinalState(deps.prefect, flowRunId, current);
-  if (restored) {
-    log.warn(
-      'a late ECS event had moved a finished flow run back to InfrastructurePending; its end is restored',
-      {
-        restored: restored.name ?? restored.type,
-      },
-    );
-  }
-  return restored !== null;
-}
-
 async function reportStopped(
-  deps: ReportDeps,
+  prefect: ReportPrefect,
   log: Logger,
   flowRunId: string,
   type: StateType,
   current: Parameters<typeof cancelledState>[2],
   task: TaskStateChange,
 ): Promise<ReportAction> {
-  const { prefect } = deps;
   const diagnosis = diagnoseStoppedTask(task);
   if (type === 'CANCELLING') {
     // The engine did not finish the cancellation before the task stopped: end it as the user asked.
@@ -170,5 +151,7 @@ async function reportStopped(
   log.warn('flow run crashed', { message: diagnosis.message, status: result.status });
   if (result.status !== 'ACCEPT') return 'run-moved-on';
   // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
-  return (await restoreDisplaced(deps, log, flowRunId, result.state)) ? 'run-moved-on' : 'crashed';
+  return (await restoreDisplacedFinalState(prefect, log, flowRunId, result.state))
+    ? 'run-moved-on'
+    : 'crashed';
 }

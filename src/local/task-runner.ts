@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ECSClient, RunTaskCommandInput, Task, TaskDefinition } from '@aws-sdk/client-ecs';
 import { describeTask, readTaskDefinition, runTask, stopTask } from '../aws/ecs';
 import { flowContainerName } from '../launch/diagnosis';
+import { keepLastLines } from './child-output';
 import type { EcsTaskApi } from './run-task-sync';
 
 /** The flow container of a task, as the local runner starts it. */
@@ -198,13 +199,7 @@ export class LocalTaskRunner {
     // stops tasks as ECS would, and whatever the command started goes with it.
     const child = spawn(file, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     local.child = child;
-    const output: string[] = [];
-    const keep = (chunk: Buffer) => {
-      output.push(...chunk.toString().split('\n').filter(Boolean));
-      output.splice(0, Math.max(0, output.length - 20));
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    const output = keepLastLines(child, 20);
     child.once('error', (err) =>
       finish({ stopCode: 'TaskFailedToStart', reason: `CannotStartContainerError: ${err.message}` }, cwd),
     );

@@ -29,6 +29,14 @@ export function pendingState(flowRunId: string, message?: string): StateCreate {
   return flowRunState(flowRunId, 'PENDING', message ? { message } : {});
 }
 
+/** The run's newest claim in its history (a PENDING named "Pending", as the launcher and the worker claim). */
+export function newestClaim(history: readonly State[]): State | undefined {
+  return history
+    .filter((s) => s.type === 'PENDING' && s.name === 'Pending')
+    .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
+    .at(-1);
+}
+
 /**
  * PENDING named "Submitting", proposed before the infrastructure call (prefect ≥ 3.6.22). A Pending →
  * Pending transition is allowed only to a name other than "Pending"; older servers ABORT it, which is fine.

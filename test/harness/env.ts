@@ -29,13 +29,17 @@ export async function resetMoto(): Promise<void> {
 }
 
 /**
- * Raw calls to the Prefect server for arranging test data, independent of the client under test.
- * Throws with the server's answer on any non-2xx. A connection error and a 503 are retried: the SQLite-backed server answers 503
- * when the database is busy with its background services (`is_client_retryable_exception` in
- * prefect/server/api/server.py), and Prefect's own client retries it too.
+ * Raw calls to the Prefect server for arranging test data and playing the flow engine and the user,
+ * independent of the client under test. Throws with the server's answer on any non-2xx. A connection error
+ * (e.g. a kept-alive connection the server closed meanwhile, "other side closed") and a 503 are retried, as
+ * Prefect's own client retries them: the SQLite-backed server answers 503 when the database is busy
+ * (`is_client_retryable_exception` in prefect/server/api/server.py). Creations that must not happen twice
+ * carry an idempotency key.
  */
 export async function prefectRaw<T = unknown>(method: string, route: string, body?: unknown): Promise<T> {
+  const attempts = 10;
   for (let attempt = 1; ; attempt++) {
+    const backoff = () => new Promise((resolve) => setTimeout(resolve, 250 * attempt));
     let res: Response;
     try {
       res = await fetch(`${stackUrls().prefectApiUrl}${route}`, {
@@ -44,13 +48,13 @@ export async function prefectRaw<T = unknown>(method: string, route: string, bod
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
-      // A kept-alive connection the server closed meanwhile ("other side closed"): send it again.
-      if (attempt < 5) continue;
-      throw err;
+      if (attempt >= attempts) throw err;
+      await backoff();
+      continue;
     }
     const text = await res.text();
-    if (res.status === 503 && attempt < 5) {
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    if (res.status === 503 && attempt < attempts) {
+      await backoff();
       continue;
     }
     if (!res.ok) throw new Error(`${method} ${route} -> ${res.status}: ${text}`);

@@ -2,9 +2,8 @@ import { DescribeTasksCommand, ECSClient, ListTasksCommand, type Task } from '@a
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { listExecutions } from '../../src/aws/sfn';
 import { LOAD_TEST_PREFECT_ENV, type RunningStack, startLocalStack } from '../../src/local/stack';
-import { awsTestConfig } from '../harness/env';
+import { awsTestConfig, prefectRaw } from '../harness/env';
 import { awsFaults, prefectFaults } from '../harness/reliability/faults';
-import { prefectCall } from '../harness/reliability/prefect';
 import { add, FINAL, type FlowRunView, runsOf, sleep, World } from '../harness/reliability/world';
 
 /**
@@ -205,7 +204,7 @@ describe('reliability: the launcher under faults', () => {
     const told = new Map<string, number>();
     for (const line of problems) {
       const id = line.slice(0, 36);
-      const history = await prefectCall<StateView[]>('GET', `/flow_run_states/?flow_run_id=${id}`);
+      const history = await prefectRaw<StateView[]>('GET', `/flow_run_states/?flow_run_id=${id}`);
       const run = wentWrong.get(id);
       if (run) add(wrongTurns, wrongTurn(history, run.state?.message ?? ''));
       const kind = line.slice(38).replace(/[0-9a-f-]{36}/g, '');
@@ -223,7 +222,7 @@ describe('reliability: the launcher under faults', () => {
       const histories = await Promise.all(
         runs
           .slice(i, i + 25)
-          .map((run) => prefectCall<StateView[]>('GET', `/flow_run_states/?flow_run_id=${run.id}`)),
+          .map((run) => prefectRaw<StateView[]>('GET', `/flow_run_states/?flow_run_id=${run.id}`)),
       );
       for (const history of histories) {
         // After the claim: an InfrastructurePending and the run's end twice (the flow's, and the restored copy).

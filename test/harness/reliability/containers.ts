@@ -2,7 +2,7 @@ import type { Container, ECSClient, Task } from '@aws-sdk/client-ecs';
 import { describeTask, runTask, stopTask } from '../../../src/aws/ecs';
 import { flowRunIdOfTask } from '../../../src/launch/report';
 import type { EcsTaskApi } from '../../../src/local/run-task-sync';
-import { prefectCall } from './prefect';
+import { prefectRaw } from '../env';
 
 /**
  * Plays the flow containers moto cannot run (test-infra.md §1.4: moto's tasks never run anything nor exit):
@@ -52,7 +52,7 @@ interface Played {
 type Proposal = { status: string; state?: { type: string } };
 
 function propose(runId: string, type: string, message?: string): Promise<Proposal> {
-  return prefectCall<Proposal>('POST', `/flow_runs/${runId}/set_state`, {
+  return prefectRaw<Proposal>('POST', `/flow_runs/${runId}/set_state`, {
     state: { type, name: type[0] + type.slice(1).toLowerCase(), ...(message ? { message } : {}) },
     force: false,
   });
@@ -169,7 +169,7 @@ export class PlayedContainers {
       if (out.status !== 'ACCEPT' && out.state?.type === 'CANCELLING') return this.cancelled(played);
       return type === 'FAILED' ? played.failExit : 0;
     }
-    const run = await prefectCall<{ state_type: string }>('GET', `/flow_runs/${played.runId}`);
+    const run = await prefectRaw<{ state_type: string }>('GET', `/flow_runs/${played.runId}`);
     if (run.state_type === 'CANCELLING') return this.cancelled(played);
     return played.outcome === 'exit-1' ? 1 : 0;
   }

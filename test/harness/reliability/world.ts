@@ -8,13 +8,12 @@ import { LocalExecutor } from '../../../src/local/executor';
 import { LocalLaunchMachine } from '../../../src/local/launch-machine';
 import { type FaultProxy, startProxy } from '../../../src/local/proxy';
 import defaultTemplate from '../../../src/render/default-base-job-template.json';
-import { arrangeDeployment, awsTestConfig, stackUrls } from '../env';
+import { arrangeDeployment, awsTestConfig, prefectRaw, stackUrls } from '../env';
 import { createCluster, createLaunchStateMachine } from '../launcher';
 import { type Outcome, PlayedContainers } from './containers';
 import { FaultyEventBus, NO_EVENT_FAULTS } from './events';
 import { awsFaults, prefectFaults } from './faults';
 import { deadline, type LambdaContainer, LambdaFunction, lambdaContainer, type OutgoingCall } from './lambda';
-import { prefectCall } from './prefect';
 
 /**
  * A launcher deployment in miniature, run under faults: the pool, cluster and launch state machine; the
@@ -89,7 +88,7 @@ export interface FlowRunView {
 export async function runsOf(deploymentId: string): Promise<FlowRunView[]> {
   const runs: FlowRunView[] = [];
   for (let offset = 0; ; offset += 200) {
-    const page = await prefectCall<FlowRunView[]>('POST', '/flow_runs/filter', {
+    const page = await prefectRaw<FlowRunView[]>('POST', '/flow_runs/filter', {
       deployments: { id: { any_: [deploymentId] } },
       sort: 'ID_DESC',
       limit: 200,
@@ -318,7 +317,7 @@ export class World {
       }
       for (let i = 0; i < Math.min(room, 10) && !this.allArrived; i++) {
         const index = this.runIds.length;
-        const run = await prefectCall<{ id: string }>(
+        const run = await prefectRaw<{ id: string }>(
           'POST',
           `/deployments/${this.deploymentId}/create_flow_run`,
           {
@@ -382,7 +381,7 @@ export class World {
           this.pendingCancels.findIndex((c) => c.id === id),
           1,
         );
-        const out = await prefectCall<{ status: string }>('POST', `/flow_runs/${id}/set_state`, {
+        const out = await prefectRaw<{ status: string }>('POST', `/flow_runs/${id}/set_state`, {
           state: { type: 'CANCELLING', name: 'Cancelling' },
           force: false,
         }).catch(() => ({ status: 'ERROR' }));
@@ -463,7 +462,7 @@ export class World {
   /** Runs of the deployment not in a final state, but those given. */
   countOpen(except: Iterable<string> = []): Promise<number> {
     const ids = [...except];
-    return prefectCall<number>('POST', '/flow_runs/count', {
+    return prefectRaw<number>('POST', '/flow_runs/count', {
       deployments: { id: { any_: [this.deploymentId] } },
       flow_runs: {
         state: { type: { not_any_: FINAL } },
