@@ -10,7 +10,7 @@ import { LogLevel } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
 import { type RenderJobIo, readRenderSources, renderJob, taskGroupFor } from '../render/render-job';
 import type { BaseJobTemplate, JsonObject, TemplateReferenceReader } from '../render/types';
-import { toPascalCase } from './casing';
+import { type RunTaskShape, toStepFunctionsRunTask } from './run-task-contract';
 
 export type PreparePrefect = Pick<
   PrefectClient,
@@ -47,8 +47,10 @@ export interface PrepareDeps {
 
 /** Prepare's output, at `$.prepared` in the execution: the RunTask request the `.sync` state sends. */
 export interface PreparedLaunch {
-  /** PascalCase, as Step Functions' ECS integration takes it. */
-  runTask: unknown;
+  /** Which RunTask state sends the request (src/launch/run-task-contract.ts). */
+  shape: RunTaskShape;
+  /** Exactly that state's fields, PascalCase, as Step Functions' ECS integration takes them. */
+  runTask: Record<string, unknown>;
   cluster: string;
   taskDefinitionArn: string;
   registered: boolean;
@@ -109,7 +111,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   );
   const request = rendered.runTaskRequest;
   const taskDefinition = { arn: rendered.taskDefinitionArn, registered: rendered.registered };
-  const runTask = toPascalCase(request);
+  const { shape, parameters: runTask, droppedTags } = toStepFunctionsRunTask(request);
   const size = Buffer.byteLength(JSON.stringify(runTask));
   if (size > MAX_REQUEST_BYTES) {
     throw new PayloadTooLargeError(
@@ -117,7 +119,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     );
   }
 
-  const cluster = request.cluster ?? 'default';
+  const cluster = runTask.Cluster as string;
   await prefect.updateFlowRunLabels(flowRunId, {
     'prefect.worker.name': settings.workerName,
     'prefect.worker.type': 'ecs',
@@ -129,15 +131,27 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     : `launch type ${request.launchType ?? "the cluster's default"}`;
   const message =
     `prefect-ecs-launcher will start an ECS task: task definition ${taskDefinition.arn} ` +
-    `(${taskDefinition.registered ? 'registered for this run' : 'reused'}), cluster ${cluster}, ${placement}.`;
+    `(${taskDefinition.registered ? 'registered for this run' : 'reused'}), cluster ${cluster}, ${placement}.` +
+    untaggedNote(droppedTags);
   await prefect.createFlowRunLogs([{ flowRunId, level: LogLevel.INFO, message }]);
   log.info('prepared', { flowRunId, taskDefinitionArn: taskDefinition.arn, cluster, bytes: size });
   return {
+    shape,
     runTask,
     cluster,
     taskDefinitionArn: taskDefinition.arn,
     registered: taskDefinition.registered ?? false,
   };
+}
+
+/**
+ * Step Functions cannot tag the task it starts; the job's own tags (not the `prefect.io/*` labels every run
+ * has) are named so that nobody looks for them on the task. See docs/compatibility.md.
+ */
+function untaggedNote(tags: { key: string; value: string }[]): string {
+  const own = tags.filter((t) => !t.key.startsWith('prefect.io/')).map((t) => t.key);
+  if (!own.length) return '';
+  return ` The job's tags (${own.join(', ')}) are not applied to the task: Step Functions' ECS integration does not take tags; put them on the task definition and set propagateTags to TASK_DEFINITION in the pool's task_run_request.`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import './polyfills';
 import { ExecutionAbortedError, ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import { loadLaunchDefinition, localFunctionArns } from './definition';
-import { type EcsTaskApi, runTaskSync } from './run-task-sync';
+import { checkPayloadSize, type EcsTaskApi, runTaskSync } from './run-task-sync';
 
 type JsonValue = Parameters<StateMachine['run']>[0];
 
@@ -15,7 +15,29 @@ export interface LaunchBindings {
 export interface ExecutionResult {
   status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
   output?: unknown;
+  /** A failed execution's error name and cause, as DescribeExecution reports them. */
   error?: string;
+  cause?: string;
+}
+
+const RUN_TASK_SYNC = 'arn:aws:states:::ecs:runTask.sync';
+
+/** The Task states of the definition that call ECS's RunTask through `.sync`. */
+function runTaskStates(definition: Record<string, unknown>): string[] {
+  const states = definition.States as Record<string, { Type?: string; Resource?: string }>;
+  return Object.entries(states)
+    .filter(([, state]) => state.Type === 'Task' && state.Resource === RUN_TASK_SYNC)
+    .map(([name]) => name);
+}
+
+/** A Lambda Task state's function, with Step Functions' payload limit on what goes in and comes out. */
+function lambdaState(fn: (input: unknown) => Promise<unknown>) {
+  return async (input: JsonValue): Promise<JsonValue> => {
+    checkPayloadSize(input, 'The state/task input, after Parameters processing,');
+    const output = await fn(input);
+    checkPayloadSize(output, 'The state/task result');
+    return output as JsonValue;
+  };
 }
 
 export interface RunningExecution {
@@ -30,9 +52,11 @@ export interface RunningExecution {
  * `.sync` emulation against the given ECS API (moto in tests and `npm start`).
  */
 export class LocalLaunchMachine {
-  private readonly machine = new StateMachine(loadLaunchDefinition(localFunctionArns()) as never, {
+  private readonly definition = loadLaunchDefinition(localFunctionArns());
+  private readonly machine = new StateMachine(this.definition as never, {
     validationOptions: { checkPaths: true, checkArn: true },
   });
+  private readonly runTaskStates = runTaskStates(this.definition);
 
   constructor(
     private readonly bindings: LaunchBindings,
@@ -44,24 +68,26 @@ export class LocalLaunchMachine {
     // The RunTask call in flight, so that an aborted execution ends only after it stopped its task.
     let runTaskCall: Promise<unknown> = Promise.resolve();
     const retry = this.options.retryIntervalMs;
+    const runTask = (i: JsonValue) => {
+      const call = runTaskSync(this.bindings.ecs, i, {
+        signal: controller.signal,
+        pollIntervalMs: this.options.pollIntervalMs,
+      });
+      runTaskCall = call.catch(() => undefined);
+      return call as Promise<JsonValue>;
+    };
+    const withRunTask = <T>(value: T) => Object.fromEntries(this.runTaskStates.map((name) => [name, value]));
     const execution = this.machine.run(input as JsonValue, {
       context: { Execution: { Name: executionName, Input: input as JsonValue } } as never,
       overrides: {
         taskResourceLocalHandlers: {
-          Prepare: (i) => this.bindings.prepare(i) as Promise<JsonValue>,
-          Crash: (i) => this.bindings.crash(i) as Promise<JsonValue>,
-          RunTask: (i) => {
-            const call = runTaskSync(this.bindings.ecs, i, {
-              signal: controller.signal,
-              pollIntervalMs: this.options.pollIntervalMs,
-            });
-            runTaskCall = call.catch(() => undefined);
-            return call as Promise<JsonValue>;
-          },
+          Prepare: lambdaState(this.bindings.prepare),
+          Crash: lambdaState(this.bindings.crash),
+          ...withRunTask(runTask),
         },
         ...(retry === undefined
           ? {}
-          : { retryIntervalOverrides: { Prepare: retry, RunTask: retry, Crash: retry } }),
+          : { retryIntervalOverrides: { Prepare: retry, Crash: retry, ...withRunTask(retry) } }),
       },
     });
     const result = execution.result.then(
@@ -71,7 +97,11 @@ export class LocalLaunchMachine {
           await runTaskCall;
           return { status: 'ABORTED' };
         }
-        if (error instanceof ExecutionError) return { status: 'FAILED', error: error.message };
+        if (error instanceof ExecutionError) {
+          // The state's own error: a Fail state's, or one no Retry or Catch handled (or could).
+          const caught = error.cause instanceof Error ? error.cause : error;
+          return { status: 'FAILED', error: caught.name, cause: caught.message };
+        }
         throw error;
       },
     );

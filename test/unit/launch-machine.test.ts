@@ -1,4 +1,9 @@
 import type { RunTaskCommandInput, RunTaskCommandOutput, Task } from '@aws-sdk/client-ecs';
+import {
+  RUN_TASK_SHAPES,
+  type RunTaskShape,
+  toStepFunctionsRunTask,
+} from '../../src/launch/run-task-contract';
 import { LocalLaunchMachine } from '../../src/local/launch-machine';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
 
@@ -36,13 +41,21 @@ const started = {
   failures: [],
   $metadata: {},
 };
-const runTask = {
-  Cluster: 'c',
-  TaskDefinition: 'arn:aws:ecs:us-east-1:123456789012:task-definition/f:1',
-  Group: 'g',
-};
+const request = {
+  cluster: 'c',
+  taskDefinition: 'arn:aws:ecs:us-east-1:123456789012:task-definition/f:1',
+  group: 'g',
+  launchType: 'FARGATE',
+  networkConfiguration: { awsvpcConfiguration: { subnets: ['subnet-1'], assignPublicIp: 'ENABLED' } },
+  overrides: { containerOverrides: [{ name: 'prefect', command: ['prefect', 'flow-run', 'execute'] }] },
+} as const;
+/** Prepare's output for `request`, as src/launch/prepare.ts makes it. */
+const prepared = (() => {
+  const { shape, parameters } = toStepFunctionsRunTask(structuredClone(request) as never);
+  return { shape, runTask: parameters };
+})();
 
-function machine(ecs: EcsTaskApi, prepare: (i: unknown) => Promise<unknown> = async () => ({ runTask })) {
+function machine(ecs: EcsTaskApi, prepare: (i: unknown) => Promise<unknown> = async () => prepared) {
   const crashes: unknown[] = [];
   const m = new LocalLaunchMachine(
     {
@@ -70,7 +83,13 @@ describe('launch state machine, executed locally', () => {
     const result = await m.start('run-1', input()).result;
     expect(result.status).toBe('SUCCEEDED');
     expect(ecs.calls).toEqual([
-      { cluster: 'c', taskDefinition: runTask.TaskDefinition, group: 'g', startedBy: 'AWS Step Functions' },
+      {
+        ...request,
+        platformVersion: 'LATEST',
+        propagateTags: 'NONE',
+        enableExecuteCommand: false,
+        startedBy: 'AWS Step Functions',
+      },
     ]);
     expect(crashes).toEqual([]);
   });
@@ -152,7 +171,7 @@ describe('launch state machine, executed locally', () => {
     const { m } = machine(ecs.api, async () => {
       attempts += 1;
       if (attempts < 3) throw named('PrefectUnavailableError', 'connect ECONNREFUSED');
-      return { runTask };
+      return prepared;
     });
     expect((await m.start('run-8', input()).result).status).toBe('SUCCEEDED');
     expect(attempts).toBe(3);
@@ -165,5 +184,60 @@ describe('launch state machine, executed locally', () => {
     setTimeout(() => running.abort(), 50);
     expect((await running.result).status).toBe('ABORTED');
     expect(ecs.calls).toHaveLength(0);
+  });
+
+  it.each(Object.keys(RUN_TASK_SHAPES) as RunTaskShape[])(
+    'sends a %s request through its own RunTask state, with exactly its fields',
+    async (shape) => {
+      const ecs = scriptedEcs([started]);
+      const runTask = Object.fromEntries(RUN_TASK_SHAPES[shape].map((field) => [field, `${field}-value`]));
+      const { m, crashes } = machine(ecs.api, async () => ({ shape, runTask }));
+      expect((await m.start(`shape-${shape}`, input()).result).status).toBe('SUCCEEDED');
+      expect(crashes).toEqual([]);
+      const sent = Object.keys(ecs.calls[0] ?? {}).filter((k) => k !== 'startedBy');
+      expect(sent.sort()).toEqual(
+        RUN_TASK_SHAPES[shape].map((f) => f.charAt(0).toLowerCase() + f.slice(1)).sort(),
+      );
+    },
+  );
+
+  it('crashes the run, naming the cause, when Prepare chose a shape the definition does not know', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m, crashes } = machine(ecs.api, async () => ({ ...prepared, shape: 'Lambda' }));
+    expect((await m.start('unknown-shape', input()).result).status).toBe('FAILED');
+    expect(ecs.calls).toHaveLength(0);
+    expect(crashes[0]).toMatchObject({ error: { Error: 'UnknownRunTaskShape' } });
+    expect(JSON.stringify(crashes[0])).toContain('request shape Lambda');
+  });
+
+  // What no Catch handles on AWS: the execution fails and the Crash state never runs; the sweep ends the run.
+  it('fails the execution without Crash when a shape lacks one of its fields (States.Runtime)', async () => {
+    const ecs = scriptedEcs([started]);
+    const { PlatformVersion: _, ...runTask } = prepared.runTask;
+    const { m, crashes } = machine(ecs.api, async () => ({ ...prepared, runTask }));
+    const result = await m.start('missing-field', input()).result;
+    expect(result).toMatchObject({ status: 'FAILED', error: 'States.Runtime' });
+    expect(result.cause).toContain('$.prepared.runTask.PlatformVersion');
+    expect(ecs.calls).toHaveLength(0);
+    expect(crashes).toEqual([]);
+  });
+
+  it('fails the execution without Crash when a state result is over 256 KiB (States.DataLimitExceeded)', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m, crashes } = machine(ecs.api, async () => ({ ...prepared, padding: 'x'.repeat(262_144) }));
+    const result = await m.start('large-prepare', input()).result;
+    expect(result).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
+    expect(ecs.calls).toHaveLength(0);
+    expect(crashes).toEqual([]);
+  });
+
+  it('fails the execution without Crash when the .sync result is over 256 KiB', async () => {
+    const huge = [{ name: 'prefect', exitCode: 0, reason: 'x'.repeat(262_144) }];
+    const ecs = scriptedEcs([started], { containers: huge });
+    const { m, crashes } = machine(ecs.api);
+    const result = await m.start('large-result', input()).result;
+    expect(result).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
+    expect(ecs.calls).toHaveLength(1);
+    expect(crashes).toEqual([]);
   });
 });

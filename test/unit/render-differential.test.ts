@@ -3,11 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import type { RunTaskCommandInput } from '@aws-sdk/client-ecs';
 import { ClientException, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { PrefectApiError } from '../../src/errors';
 import { mapLimit } from '../../src/launch/concurrency';
 import { awsRenderIo } from '../../src/launch/prepare';
+import { RUN_TASK_SHAPES, toStepFunctionsRunTask } from '../../src/launch/run-task-contract';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import type { ContainerCredential } from '../../src/render/job-configuration';
 import { VERSION_LABEL } from '../../src/render/job-configuration';
@@ -394,5 +396,16 @@ describe('renderJob against prefect-aws 0.7.12 (python/render_oracle.py)', () =>
     for (const normaliser of normalisers) normaliser.apply(oracle, ours, c);
     applyDifferences(oracle, ours, c.expectedDifferences ?? []);
     expect(ours).toEqual(oracle);
+  });
+
+  it('sends Step Functions only fields its ECS integration takes, for every case the launcher renders', () => {
+    const rendered = [...results.values()].map((r) => r.ours).filter((o): o is Rendered => !isError(o));
+    expect(rendered.length).toBeGreaterThan(30);
+    for (const ours of rendered) {
+      const { shape, parameters } = toStepFunctionsRunTask(
+        ours.runTaskRequest as unknown as RunTaskCommandInput,
+      );
+      expect(Object.keys(parameters).sort()).toEqual([...RUN_TASK_SHAPES[shape]].sort());
+    }
   });
 });
