@@ -99,6 +99,9 @@ export async function readExecutionInput(client: SFNClient, executionArn: string
 export interface ExecutionFacts {
   status: ExecutionStatus | 'MISSING';
   stopDate?: Date;
+  /** A failed execution's error name (e.g. States.Runtime) and cause. */
+  error?: string;
+  cause?: string;
 }
 
 /** Names of the state machine's RUNNING executions (ListExecutions pages hold up to 1,000). */
@@ -114,7 +117,12 @@ export async function runningExecutionNames(
 export async function describeExecution(client: SFNClient, executionArn: string): Promise<ExecutionFacts> {
   try {
     const out = await client.send(new DescribeExecutionCommand({ executionArn }));
-    return { status: out.status ?? 'RUNNING', ...(out.stopDate ? { stopDate: out.stopDate } : {}) };
+    return {
+      status: out.status ?? 'RUNNING',
+      ...(out.stopDate ? { stopDate: out.stopDate } : {}),
+      ...(out.error ? { error: out.error } : {}),
+      ...(out.cause ? { cause: out.cause } : {}),
+    };
   } catch (err) {
     if (err instanceof ExecutionDoesNotExist) return { status: 'MISSING' };
     throw err;

@@ -176,11 +176,23 @@ export function decideRun(facts: RunFacts, settings: ReconcileSettings, now: Dat
   if (ageSeconds(execution.stopDate ?? run.state?.timestamp, now) < settings.settleSeconds) {
     return { kind: 'none' };
   }
+  const ended = execution.status.toLowerCase().replace('_', ' ');
   return {
     kind: 'crash',
-    message: `prefect-ecs-launcher found the flow run's launch execution ${execution.status.toLowerCase().replace('_', ' ')} while the run was still ${state}; see execution ${run.id} of the launch state machine in Step Functions.`,
+    message: `prefect-ecs-launcher found the flow run's launch execution ${ended}${executionCause(execution)} while the run was still ${state}; see execution ${run.id} of the launch state machine in Step Functions.`,
     stopExecution: false,
   };
+}
+
+/**
+ * Why an execution failed, when no state of it could say so: Step Functions' terminal errors
+ * (States.Runtime, States.DataLimitExceeded) end an execution without running its Catch, so the Crash state
+ * never reports them. https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+ */
+function executionCause(execution: ExecutionFacts): string {
+  if (!execution.error) return '';
+  const cause = execution.cause ? `: ${execution.cause.slice(0, 500)}` : '';
+  return ` with ${execution.error}${cause}`;
 }
 
 /** The AWS side of the sweep, as src/aws provides it (tests may wrap it). */

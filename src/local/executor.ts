@@ -93,7 +93,9 @@ export class LocalExecutor {
       ...base,
       describeExecution: async (name) => {
         const done = this.finished.get(name);
-        return done ? { status: done.status, stopDate: done.stopDate } : base.describeExecution(name);
+        if (!done) return base.describeExecution(name);
+        const { status, stopDate, error, cause } = done;
+        return { status, stopDate, ...(error ? { error } : {}), ...(cause ? { cause } : {}) };
       },
     };
   }

@@ -1,10 +1,12 @@
 import { DescribeTasksCommand, ECSClient, ListTasksCommand, type Task } from '@aws-sdk/client-ecs';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { runTask, stopTask } from '../../src/aws/ecs';
+import { describeTask, runTask, stopTask } from '../../src/aws/ecs';
 import { executionArnFor, stopExecution } from '../../src/aws/sfn';
-import { runPoll } from '../../src/launch/entrypoints';
+import { runCrash, runPoll, runPrepare } from '../../src/launch/entrypoints';
+import { parseCrashEvent, parsePrepareEvent } from '../../src/launch/events';
 import { claimMessage, type ReconcileAws } from '../../src/launch/reconcile';
 import { LocalExecutor } from '../../src/local/executor';
+import { LocalLaunchMachine } from '../../src/local/launch-machine';
 import { localLaunchMachine } from '../../src/local/launcher';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
@@ -384,6 +386,44 @@ describe('reconciliation sweep: lost ECS events and lost reports', () => {
     const results = await localExecutor(rt, stateMachineArn).settle();
     expect(results.get(run.id)?.status).toBeDefined();
     expect((await runPoll(rt)).reconciled).toMatchObject({ resumed: 0 });
+  });
+
+  it('ends a run whose execution failed with an error no Catch handles, naming that error', async () => {
+    // A Prepare whose output lacks a field its RunTask state names (say, functions and state machine of two
+    // different deploys): Step Functions fails the execution with States.Runtime, the Crash state never runs.
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const run = await scheduleFlowRun(deploymentId);
+    const machine = new LocalLaunchMachine(
+      {
+        prepare: async (input) => {
+          const prepared = (await runPrepare(rt, parsePrepareEvent(input))) as {
+            runTask: Record<string, unknown>;
+          };
+          delete prepared.runTask.Overrides;
+          return prepared;
+        },
+        crash: (input) => runCrash(rt, parseCrashEvent(input)),
+        ecs: {
+          runTask: (request) => runTask(rt.aws.ecs, request),
+          describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
+        },
+      },
+      { retryIntervalMs: 1, pollIntervalMs: 50 },
+    );
+    const exec = new LocalExecutor(sfnClient, stateMachineArn, machine);
+    expect((await runPoll(rt)).outcomes.started).toBe(1);
+    const results = await exec.settle();
+    expect(results.get(run.id)).toMatchObject({ status: 'FAILED', error: 'States.Runtime' });
+    expect(await flowRun(run.id)).toMatchObject({ state_type: 'PENDING' });
+
+    const summary = await runPoll(rt, { aws: (base) => exec.reconcileAws(base) });
+    expect(summary.reconciled).toMatchObject({ crashed: 1 });
+    const crashed = await flowRun(run.id);
+    expect(crashed.state_type).toBe('CRASHED');
+    expect(crashed.state.message).toMatch(
+      /^prefect-ecs-launcher found the flow run's launch execution failed with States\.Runtime: .*\$\.prepared\.runTask\.Overrides.* while the run was still Pending;/,
+    );
+    expect(await tasksOfRun(cluster, run.id)).toEqual([]);
   });
 
   it('cancels a claim whose poll died before it started the execution, once the user cancels it', async () => {
