@@ -3,12 +3,14 @@
  * Both modes run `renderJob`, the launcher's own render; only the I/O differs (files and flags instead of
  * the Prefect API and EC2, and a placeholder ARN instead of registering the task definition).
  */
+
 import { createEc2Client } from '../aws/ec2';
 import { createEcsClient } from '../aws/ecs';
 import { parseJobDefaults, parsePrefectConnection } from '../config';
 import { ConfigError, PrefectApiError } from '../errors';
 import { containerCredential } from '../launch/entrypoints';
 import { awsRenderIo, withLauncherDefaults } from '../launch/prepare';
+import { toStepFunctionsRunTask } from '../launch/run-task-contract';
 import type { PrefectClient } from '../prefect/client';
 import type { FlowRun } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
@@ -71,8 +73,11 @@ export const RENDER_HELP = `Usage:
 
 Prints, as one JSON object, what the launcher would send to ECS for a flow run:
   {"taskDefinition": <RegisterTaskDefinition input, or null when the job names task_definition_arn>,
-   "runTaskRequest": <RunTask input>}
-in the ECS API's camelCase. Nothing is registered or started. The task definition's ARN is not known
+   "runTaskRequest": <RunTask input, as prefect-aws's worker would send it>,
+   "stepFunctions": {"shape": <the RunTask state that sends it>, "parameters": <what that state sends>}}
+the first two in the ECS API's camelCase, the parameters in Step Functions' PascalCase (without the
+job's tags, which Step Functions cannot apply; see docs/compatibility.md). A field Step Functions does not
+take fails the render as it would fail the launch. Nothing is registered or started. The task definition's ARN is not known
 before registration, so the request names arn:aws:ecs:<region>:${PLACEHOLDER_ACCOUNT}:task-definition/<family>:${PLACEHOLDER_REVISION},
 and the task is tagged as if this run registered it. A plain PREFECT_API_KEY or PREFECT_API_AUTH_STRING
 is printed as ${REDACTED}.
@@ -407,9 +412,18 @@ async function renderFlowRun(flowRunId: string, parsed: ParsedFlags, ctx: CliCon
   return { job, credential };
 }
 
+type RenderOutput = RenderedJob & {
+  stepFunctions: Pick<ReturnType<typeof toStepFunctionsRunTask>, 'shape' | 'parameters'>;
+};
+
 /** The output, with a plain credential value replaced wherever it appears. */
-function redact({ job, credential }: Rendered): RenderedJob {
-  const output: RenderedJob = { taskDefinition: job.taskDefinition, runTaskRequest: job.runTaskRequest };
+function redact({ job, credential }: Rendered): RenderOutput {
+  const { shape, parameters } = toStepFunctionsRunTask(job.runTaskRequest);
+  const output: RenderOutput = {
+    taskDefinition: job.taskDefinition,
+    runTaskRequest: job.runTaskRequest,
+    stepFunctions: { shape, parameters },
+  };
   if (credential.kind !== 'apiKey' && credential.kind !== 'authString') return output;
   const secret = credential.value;
   return JSON.parse(JSON.stringify(output), (_key, value) => (value === secret ? REDACTED : value));

@@ -76,6 +76,7 @@ type Output = {
     overrides: { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
     tags: { key: string; value: string }[];
   };
+  stepFunctions: { shape: string; parameters: Record<string, unknown> };
 };
 
 function environment(output: Output): Record<string, string> {
@@ -98,7 +99,7 @@ describe('prefect-ecs-launcher render (offline)', () => {
     ]);
     expect(run).toMatchObject({ status: 0, stderr: '' });
     const output = JSON.parse(run.stdout) as Output;
-    expect(Object.keys(output)).toEqual(['taskDefinition', 'runTaskRequest']);
+    expect(Object.keys(output)).toEqual(['taskDefinition', 'runTaskRequest', 'stepFunctions']);
     const family = `prefect_etl-pool_${deploymentId}`;
     expect(output.taskDefinition).toEqual({
       family,
@@ -134,6 +135,15 @@ describe('prefect-ecs-launcher render (offline)', () => {
       key: 'prefect.io/flow-run-name',
       value: 'crimson-fox',
     });
+    // What the Fargate RunTask state sends: the same request, without the tags Step Functions cannot apply.
+    expect(output.stepFunctions.shape).toBe('Fargate');
+    expect(output.stepFunctions.parameters).toMatchObject({
+      TaskDefinition: output.runTaskRequest.taskDefinition,
+      Group: taskGroupFor(flowRunId),
+      LaunchType: 'FARGATE',
+      PlatformVersion: 'LATEST',
+    });
+    expect(output.stepFunctions.parameters).not.toHaveProperty('Tags');
   });
 
   it('fills in placeholders for the objects not given, and takes settings from the environment', async () => {
