@@ -251,6 +251,12 @@ describe('events', () => {
     );
   });
 
+  it('builds EventBridge rules as plain CloudFormation, never through a custom resource', () => {
+    const types = Object.values(template.Resources).map((r) => String(r.Type));
+    expect(types.filter((t) => t.startsWith('Custom::'))).toEqual([]);
+    expect(types.filter((t) => t === 'AWS::Events::Rule')).toHaveLength(2);
+  });
+
   it('filters them to the cluster, given or created', () => {
     expect(reportRule(view({ Cluster: 'flows' })).EventPattern).toEqual({
       source: ['aws.ecs'],
