@@ -14,8 +14,11 @@ import { type EcsTaskApi, runTaskSync, StatesError } from '../../src/local/run-t
 /**
  * Every RunTask request the renderer produces for the golden cases (test/fixtures/ecs-request) must reach
  * Step Functions only through fields its ECS integration takes; the others are dropped or refused by name.
+ * What each case's RunTask state sends is kept beside it in step-functions.json (`UPDATE_GOLDEN=1`
+ * rewrites them; review the diff).
  */
 const goldenRoot = path.join(__dirname, '..', 'fixtures', 'ecs-request');
+const update = process.env.UPDATE_GOLDEN === '1';
 const golden = fs
   .readdirSync(goldenRoot)
   .filter((name) => fs.existsSync(path.join(goldenRoot, name, 'expected.json')))
@@ -59,6 +62,9 @@ function refusal(request: Record<string, unknown>): string {
 describe('the RunTask request Step Functions is sent', () => {
   it.each(golden)('golden case %s: only the fields of its shape, all on the documented list', (name, req) => {
     const { shape, parameters, droppedTags } = toStepFunctionsRunTask({ ...req, group });
+    const goldenPath = path.join(goldenRoot, name, 'step-functions.json');
+    if (update) fs.writeFileSync(goldenPath, `${JSON.stringify({ shape, parameters }, null, 2)}\n`);
+    expect({ shape, parameters }).toEqual(JSON.parse(fs.readFileSync(goldenPath, 'utf8')));
     expect(Object.keys(parameters).sort()).toEqual([...RUN_TASK_SHAPES[shape]].sort());
     for (const field of Object.keys(parameters)) expect(STEP_FUNCTIONS_RUN_TASK_FIELDS).toContain(field);
     for (const value of Object.values(parameters)) expect(value).not.toBeUndefined();
