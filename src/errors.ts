@@ -45,11 +45,6 @@ export class JobConfigurationError extends LauncherError {
   static override readonly errorName = 'JobConfigurationError';
 }
 
-/** An input or output would exceed Step Functions' 256 KiB payload limit. */
-export class PayloadTooLargeError extends LauncherError {
-  static override readonly errorName = 'PayloadTooLargeError';
-}
-
 /** An AWS API kept throttling the launcher after the SDK's own retries; the state machine retries later. */
 export class AwsThrottledError extends LauncherError {
   static override readonly errorName = 'AwsThrottledError';
@@ -84,7 +79,6 @@ export const launcherErrorNames: readonly string[] = [
   PrefectApiError,
   PrefectUnavailableError,
   JobConfigurationError,
-  PayloadTooLargeError,
   AwsThrottledError,
   FlowRunNotPendingError,
   DeploymentNotFoundError,

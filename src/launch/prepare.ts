@@ -3,7 +3,7 @@ import type { ECSClient } from '@aws-sdk/client-ecs';
 import { assertSubnetsInVpc, discoverSubnets } from '../aws/ec2';
 import { describeTaskDefinition, findOrRegisterTaskDefinition } from '../aws/ecs';
 import type { JobDefaults } from '../config';
-import { FlowRunNotPendingError, PayloadTooLargeError } from '../errors';
+import { FlowRunNotPendingError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { LogLevel } from '../prefect/types';
@@ -56,12 +56,6 @@ export interface PreparedLaunch {
   registered: boolean;
 }
 
-/**
- * Step Functions caps a state's input and output at 256 KiB (262,144 bytes); the execution input and the
- * other fields need some room. https://docs.aws.amazon.com/step-functions/latest/dg/limits-overview.html
- */
-export const MAX_REQUEST_BYTES = 200 * 1024;
-
 export { taskGroupFor };
 
 /**
@@ -112,12 +106,6 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
   const request = rendered.runTaskRequest;
   const taskDefinition = { arn: rendered.taskDefinitionArn, registered: rendered.registered };
   const { shape, parameters: runTask, droppedTags } = toStepFunctionsRunTask(request);
-  const size = Buffer.byteLength(JSON.stringify(runTask));
-  if (size > MAX_REQUEST_BYTES) {
-    throw new PayloadTooLargeError(
-      `the RunTask request for flow run ${flowRunId} is ${size} bytes, over the ${MAX_REQUEST_BYTES} bytes the launcher allows so that its execution stays within Step Functions' 256 KiB payload limit; shrink the job's env (put large values in the image, a file or a secret) or its overrides`,
-    );
-  }
 
   const cluster = runTask.Cluster as string;
   await prefect.updateFlowRunLabels(flowRunId, {
@@ -134,7 +122,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     `(${taskDefinition.registered ? 'registered for this run' : 'reused'}), cluster ${cluster}, ${placement}.` +
     untaggedNote(droppedTags);
   await prefect.createFlowRunLogs([{ flowRunId, level: LogLevel.INFO, message }]);
-  log.info('prepared', { flowRunId, taskDefinitionArn: taskDefinition.arn, cluster, bytes: size });
+  log.info('prepared', { flowRunId, taskDefinitionArn: taskDefinition.arn, cluster, shape });
   return {
     shape,
     runTask,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DescribeTasksCommand, ECSClient, type Tag } from '@aws-sdk/client-ecs';
+import { DescribeTasksCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, PrefectApiError, PrefectUnavailableError } from '../../src/errors';
 import { runPoll } from '../../src/launch/entrypoints';
@@ -110,8 +110,8 @@ describe('one poll over good and bad runs of a pool', () => {
         `JobConfigurationError: Block not found: '${missingBlock}' of type 'string'.`,
       ],
       hugeEnv: [
-        await scheduleFlowRun(deploymentId, { jobVariables: { env: { BIG: 'x'.repeat(210 * 1024) } } }),
-        'PayloadTooLargeError: the RunTask request for flow run',
+        await scheduleFlowRun(deploymentId, { jobVariables: { env: { BIG: 'x'.repeat(9 * 1024) } } }),
+        "JobConfigurationError: The task's overrides (task_run_request.overrides",
       ],
       familyWithNothingValid: [
         await scheduleFlowRun(deploymentId, { jobVariables: { family: '😀 💥' } }),
@@ -157,7 +157,8 @@ describe('one poll over good and bad runs of a pool', () => {
     expect(new Set(tasks.map((t) => t.group))).toEqual(
       new Set(Object.values(good).map((r) => `prefect-flow-run:${r.id}`)),
     );
-    // The hostile names reached ECS as a valid family and valid tags.
+    // The hostile names reached ECS as a valid family; the job's tags (slugged by the renderer, see the unit
+    // tests) are not sent, since Step Functions' ECS integration takes none.
     const hostile = (
       await ecs.send(
         new DescribeTasksCommand({
@@ -168,16 +169,7 @@ describe('one poll over good and bad runs of a pool', () => {
       )
     ).tasks?.[0];
     expect(hostile?.taskDefinitionArn).toMatch(/:task-definition\/[A-Za-z0-9_-]{1,255}:\d+$/);
-    const tags = hostile?.tags ?? [];
-    expect(tags).toContainEqual({ key: 'prefect.io/flow-run-id', value: good.hostileNames.id });
-    // https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Tag.html
-    for (const tag of tags as Tag[]) {
-      expect(tag.key).toMatch(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u);
-      expect(tag.value).toMatch(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$/u);
-    }
-    expect(tags.find((t) => t.key === 'prefect.io/deployment-name')?.value).toMatch(
-      /^it-s-quoted-rm-rf-id-touch-pwned-second-line-x+$/,
-    );
+    expect(hostile?.tags ?? []).toEqual([]);
   }, 120_000);
 });
 

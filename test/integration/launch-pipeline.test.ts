@@ -165,16 +165,16 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(await tasksOf(cluster)).toHaveLength(0);
   });
 
-  it('crashes a run whose RunTask request would not fit a Step Functions payload, saying what to shrink', async () => {
+  it("crashes a run whose overrides exceed ECS's 8,192 characters, saying what to shrink", async () => {
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
     const run = await scheduleFlowRun(deploymentId, {
-      jobVariables: { env: { BIG: 'x'.repeat(210 * 1024) } },
+      jobVariables: { env: { BIG: 'x'.repeat(9 * 1024) } },
     });
     await pollAndRun(rt, stateMachineArn);
     const view = await flowRun(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state.message).toMatch(
-      /^Failed to submit flow run to infrastructure: PayloadTooLargeError: the RunTask request .* shrink the job's env/,
+      /^Failed to submit flow run to infrastructure: JobConfigurationError: The task's overrides \(task_run_request\.overrides.* ECS allows 8192\. Shrink `env`/,
     );
     expect(await tasksOf(cluster)).toHaveLength(0);
   });
