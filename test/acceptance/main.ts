@@ -316,11 +316,15 @@ async function main(): Promise<number> {
     return 2;
   }
   if (options.mode === 'local') return runLocal(print);
-  // A Ctrl-C ends the scenarios, not the removal of the stage.
+  // Every AWS call of the run, also the CLI's read of the credential secret, goes to the stage's region.
+  process.env.AWS_REGION = options.region;
+  // A Ctrl-C ends the scenarios (a deploy under way ends with it), not the removal of the stage.
   let interrupted!: () => void;
   const signalled = new Promise<never>((_, reject) => {
     interrupted = () => reject(new Error('interrupted'));
   });
+  // Handled here, so an interrupt before the scenarios start is no unhandled rejection.
+  signalled.catch(() => undefined);
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   const steps = awsSteps(print);
