@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   type AcceptanceOptions,
   type AwsSteps,
@@ -155,6 +157,8 @@ describe('runOnAws', () => {
     expect(await runOnAws(options, env, none.steps)).toBe(2);
     expect(none.calls).toEqual([]);
     expect(none.errors[0]).toBe(NO_CREDENTIALS);
+    // The README's troubleshooting quotes it.
+    expect(readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8')).toContain(NO_CREDENTIALS);
 
     const unset = fake();
     expect(await runOnAws(options, {}, unset.steps)).toBe(2);
