@@ -3,8 +3,10 @@ import {
   DeregisterTaskDefinitionCommand,
   DescribeTaskDefinitionCommand,
   DescribeTasksCommand,
+  type DesiredStatus,
   ECSClient,
   type ECSClientConfig,
+  ListTasksCommand,
   RegisterTaskDefinitionCommand,
   type RegisterTaskDefinitionCommandInput,
   RunTaskCommand,
@@ -296,6 +298,26 @@ export async function describeTasks(
     for (const arn of batch) if (!found.has(arn)) found.set(arn, 'MISSING');
   }
   return found;
+}
+
+/**
+ * The ARNs of a cluster's tasks with that desired status, every page of ListTasks (100 a page). ECS lists a
+ * stopped task for at least an hour after it stopped.
+ * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html
+ */
+export async function listTaskArns(
+  ecs: ECSClient,
+  cluster: string,
+  desiredStatus: DesiredStatus,
+): Promise<string[]> {
+  const arns: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const out = await ecs.send(new ListTasksCommand({ cluster, desiredStatus, nextToken }));
+    arns.push(...(out.taskArns ?? []));
+    nextToken = out.nextToken;
+  } while (nextToken);
+  return arns;
 }
 
 /** A task definition as ECS describes it (the local task runner reads its containers). */

@@ -17,6 +17,12 @@ export interface LocalContainer {
 
 /** Images whose command the project's virtualenv can run: it has the same `prefect` the image has. */
 const PREFECT_IMAGE = /^(docker\.io\/)?prefecthq\/prefect[\w.-]*([:@]|$)/;
+/**
+ * The references of those images that a registry could serve: no tag, `latest`, a tag that starts with a
+ * version (`3-latest`, `3.9.1-python3.12`) or a digest. Any other tag is one Prefect does not publish, and
+ * pulling it fails on ECS, so it fails here too.
+ */
+const PUBLISHED_REFERENCE = /^[^:@]+(:(latest|\d[\w.-]*))?(@sha256:[0-9a-f]{64})?$/;
 
 /**
  * What ECS would start for the task's flow container: the override's command, else the definition's, and
@@ -33,6 +39,13 @@ export function localContainer(task: Task, definition: TaskDefinition): LocalCon
   if (!container.image || !PREFECT_IMAGE.test(container.image)) {
     return {
       error: `the local task runner has no image ${container.image}; it runs prefecthq/prefect images with the project's Python environment`,
+    };
+  }
+  if (!PUBLISHED_REFERENCE.test(container.image)) {
+    // ECS's wording: CannotPullContainerError: … failed to resolve ref <image>: <image>: not found
+    const ref = container.image.startsWith('docker.io/') ? container.image : `docker.io/${container.image}`;
+    return {
+      error: `failed to resolve ref ${ref}: ${ref}: not found (the local task runner takes latest, a version tag or a digest as published)`,
     };
   }
   const command = override?.command?.length ? override.command : (container.command ?? []);

@@ -9,11 +9,15 @@ export interface NpmStart {
 }
 
 /**
- * `npm start -- <args>` from the checkout, as a user runs it, with `env` added to its environment. The test stack's Prefect server stands in for
- * the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
+ * `npm start -- <args>` from the checkout, as a user runs it, with `env` added to its environment. The test stack's Prefect server (or
+ * `apiUrl`) stands in for the user's own (--api-url); npm start brings its own moto, so its moto-wide settings stay its own.
  */
-export function npmStart(args: string[], env: Record<string, string> = {}): NpmStart {
-  const child = spawn('npm', ['start', '--', '--api-url', stackUrls().prefectApiUrl, ...args], {
+export function npmStart(
+  args: string[],
+  env: Record<string, string> = {},
+  apiUrl = stackUrls().prefectApiUrl,
+): NpmStart {
+  const child = spawn('npm', ['start', '--', '--api-url', apiUrl, ...args], {
     cwd: path.resolve(__dirname, '..', '..'),
     // jest gives each test file its own copy of process.env; a child gets the real one unless told.
     env: { ...process.env, ...env },

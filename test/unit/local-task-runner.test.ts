@@ -86,6 +86,28 @@ describe('localContainer', () => {
     };
     expect(localContainer(task({}), lookalike)).toHaveProperty('error');
   });
+
+  it("fails a Prefect image whose tag Prefect does not publish as ECS's pull does, naming it", () => {
+    const withImage = (image: string): TaskDefinition => ({
+      ...definition,
+      containerDefinitions: [{ ...definition.containerDefinitions?.[0], image }],
+    });
+    expect(localContainer(task({}), withImage('prefecthq/prefect:does-not-exist'))).toEqual({
+      error: expect.stringMatching(
+        /^failed to resolve ref docker\.io\/prefecthq\/prefect:does-not-exist: docker\.io\/prefecthq\/prefect:does-not-exist: not found/,
+      ),
+    });
+    for (const image of [
+      'prefecthq/prefect',
+      'prefecthq/prefect:latest',
+      'prefecthq/prefect:3-latest',
+      'docker.io/prefecthq/prefect:3.9.1-python3.12',
+      `prefecthq/prefect:3-latest@sha256:${'a'.repeat(64)}`,
+      `prefecthq/prefect@sha256:${'0'.repeat(64)}`,
+    ]) {
+      expect(localContainer(task({}), withImage(image))).not.toHaveProperty('error');
+    }
+  });
 });
 
 describe('parseStartArgs', () => {
