@@ -144,7 +144,7 @@ function launcherStop(f: Facts): Finding | undefined {
   if (!/prefect-ecs-launcher/.test(f.stoppedReason)) return undefined;
   return {
     category: 'deliberate',
-    cause: `prefect-ecs-launcher stopped the task (${f.stoppedReason})`,
+    cause: `prefect-ecs-launcher stopped the task ("${f.stoppedReason}")`,
     action: 'nothing to fix; the run was cancelled',
     evidence: f.stoppedReason,
   };
@@ -259,7 +259,7 @@ function imagePull(f: Facts): Finding | undefined {
   if (/no space left on device/i.test(said)) {
     return {
       ...base,
-      cause: 'its host ran out of disk space while pulling the image',
+      cause: "the task's host ran out of disk space while pulling the image",
       action: "free or enlarge the instance's Docker volume",
       resolution:
         "free or enlarge the container instance's Docker volume (prune old images with the agent's automated image cleanup), or use a smaller image.",
@@ -321,7 +321,7 @@ function resourceInitialization(f: Facts): Finding | undefined {
       cause: 'the task could not fetch its secrets or registry credentials',
       action: unreachable
         ? 'give the task a route to Secrets Manager / SSM (public IP, NAT or VPC endpoints)'
-        : 'let the execution role read the secret (secretsmanager:GetSecretValue, ssm:GetParameters, kms:Decrypt)',
+        : 'check that the execution role may read the secret and that the task can reach Secrets Manager / SSM',
     };
   }
   if (/log/i.test(said)) {
