@@ -139,9 +139,7 @@ async function reportStopped(
   await prefect.createFlowRunLogs([
     {
       flowRunId,
-      level: diagnosis.explanation.startsWith('Task terminated by infrastructure')
-        ? LogLevel.WARNING
-        : LogLevel.ERROR,
+      level: diagnosis.severity === 'warning' ? LogLevel.WARNING : LogLevel.ERROR,
       message: diagnosis.explanation,
     },
   ]);

@@ -183,7 +183,7 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
     const view = await finalState(run.id);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state?.message).toMatch(
-      /^Failed to submit flow run to infrastructure: TaskFailedToStart: CannotPullContainerError: /,
+      /^Failed to submit flow run to infrastructure: TaskFailedToStart: The image could not be pulled; .* \(CannotPullContainerError: /,
     );
     expect(view.state?.message).toContain(image);
     expect((await logsOf(run.id)).join('\n')).toContain('Container image pull failed');

@@ -64,9 +64,9 @@ describe('npm start: the launch path on this machine, no AWS account', () => {
     const view = await within(40_000, 'the run to end', finalState(run.id), started);
     expect(view.state_type).toBe('CRASHED');
     expect(view.state.message).toBe(
-      "The following containers stopped with a non-zero exit code: ['prefect']",
+      "The following containers stopped with a non-zero exit code: ['prefect']: the flow container 'prefect' exited with code 3; read the container's logs for the error",
     );
-    expect((await logsOf(run.id)).join('\n')).toContain("Container 'prefect' exited with code 3.");
+    expect((await logsOf(run.id)).join('\n')).toContain("Containers: 'prefect' exited with code 3.");
 
     started.child.kill('SIGTERM');
     expect(await within(20_000, 'stopping', started.exited, started)).toBe(0);

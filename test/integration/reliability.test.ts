@@ -59,7 +59,7 @@ function crashCause(message: string): string | undefined {
     }
     return `launch failed: ${launch[1]}`;
   }
-  if (/^The following containers stopped with a non-zero exit code: \['prefect'\]$/.test(message))
+  if (/^The following containers stopped with a non-zero exit code: \['prefect'\]/.test(message))
     return 'flow container exited non-zero';
   const sweep = /^prefect-ecs-launcher found (.+?)(?: while|;)/.exec(message);
   if (sweep) return `sweep: ${sweep[1]}`;

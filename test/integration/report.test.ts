@@ -76,7 +76,8 @@ async function runningRun(): Promise<string> {
   return id;
 }
 
-const nonZero = "The following containers stopped with a non-zero exit code: ['prefect']";
+const nonZero =
+  "The following containers stopped with a non-zero exit code: ['prefect']: the flow container 'prefect' exited with code 1; read the container's logs for the error";
 
 const stoppedCases: Array<{
   name: string;
@@ -93,37 +94,37 @@ const stoppedCases: Array<{
     message: nonZero,
     log: {
       level: LogLevel.ERROR,
-      contains: "Essential container exited: Container 'prefect' exited with code 1.",
+      contains: "Container exited with non-zero exit code: The flow container 'prefect' exited with code 1.",
     },
   },
   {
     name: 'stopped-exit-137',
     action: 'crashed',
     state: 'CRASHED',
-    message: nonZero,
+    message:
+      "The following containers stopped with a non-zero exit code: ['prefect']: the flow container 'prefect' ran out of memory (exit code 137); raise the `memory` job variable",
     log: {
       level: LogLevel.ERROR,
-      contains: "Container 'prefect' exited with code 137 (killed by SIGKILL, usually out of memory)",
+      contains: 'ECS said: OutOfMemoryError: Container killed due to memory usage.',
     },
   },
   {
     name: 'stopped-user-initiated',
     action: 'crashed',
     state: 'CRASHED',
-    message: nonZero,
-    log: {
-      level: LogLevel.WARNING,
-      contains: 'Task terminated by infrastructure: Task stopped by user (no exit code).',
-    },
+    message:
+      'ECS task stopped: someone stopped the task (StopTask: Task stopped by user); nothing to fix if intended; CloudTrail names who called ecs:StopTask',
+    log: { level: LogLevel.WARNING, contains: 'Task stopped on purpose: Someone stopped the task' },
   },
   {
     name: 'stopped-scale-in',
     action: 'crashed',
     state: 'CRASHED',
-    message: nonZero,
+    message:
+      'ECS task stopped: an ECS service scaled the task in; run flows as standalone tasks, not in a service',
     log: {
       level: LogLevel.WARNING,
-      contains: 'Task terminated by infrastructure: Scaling activity initiated by (deployment ecs-svc/',
+      contains: 'ECS said: Scaling activity initiated by (deployment ecs-svc/',
     },
   },
   {
@@ -131,26 +132,27 @@ const stoppedCases: Array<{
     action: 'crashed',
     state: 'CRASHED',
     message:
-      'Failed to submit flow run to infrastructure: TaskFailedToStart: CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to resolve ref docker.io/prefecthq/prefect:3-latset: docker.io/prefecthq/prefect:3-latset: not found',
-    log: { level: LogLevel.ERROR, contains: 'Container image pull failed: CannotPullContainerError' },
+      'Failed to submit flow run to infrastructure: TaskFailedToStart: The image does not exist; check the `image` job variable and that the tag is pushed (CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to resolve ref docker.io/prefecthq/prefect:3-latset: docker.io/prefe…)',
+    log: { level: LogLevel.ERROR, contains: 'Container image pull failed: The image does not exist.' },
   },
   {
     name: 'stopped-no-capacity',
     action: 'crashed',
     state: 'CRASHED',
     message:
-      'Failed to submit flow run to infrastructure: TaskFailedToStart: Capacity is unavailable at this time. Please try again later or in a different availability zone',
-    log: { level: LogLevel.ERROR, contains: 'The capacity provider could not place the task.' },
+      'Failed to submit flow run to infrastructure: TaskFailedToStart: No capacity could be found to place the task; retry later, or use FARGATE beside FARGATE_SPOT in the capacity provider strategy (Capacity is unavailable at this time. Please try again later or in a different availability zone)',
+    log: { level: LogLevel.ERROR, contains: 'ECS task failed to start: No capacity could be found' },
   },
   {
     name: 'stopped-spot-interruption',
     action: 'crashed',
     state: 'CRASHED',
-    message: nonZero,
+    message:
+      'ECS task stopped: Spot capacity was reclaimed (Fargate Spot interruption); the run can be retried on FARGATE',
     log: {
-      level: LogLevel.ERROR,
+      level: LogLevel.WARNING,
       contains:
-        'Fargate Spot interruption: AWS reclaimed the Spot capacity (Your Spot Task was interrupted.)',
+        'Task stopped by AWS infrastructure: Spot capacity was reclaimed (Fargate Spot interruption). ECS said: Your Spot Task was interrupted.',
     },
   },
 ];

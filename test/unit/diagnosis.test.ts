@@ -34,9 +34,11 @@ describe('diagnoseStoppedTask', () => {
     expect(d).toMatchObject({
       crashed: true,
       failedToStart: false,
-      message: "The following containers stopped with a non-zero exit code: ['flow']",
+      category: 'user-code',
+      message:
+        "The following containers stopped with a non-zero exit code: ['flow']: the flow container 'flow' exited with code 1; read the container's logs for the error",
     });
-    expect(d.explanation).toContain("Container 'flow' exited with code 1.");
+    expect(d.explanation).toContain("Containers: 'flow' exited with code 1, 'sidecar' exited with code 0.");
   });
 
   it('ignores a failing sidecar when the flow container exited 0 (the observer checks every container)', () => {
@@ -51,22 +53,51 @@ describe('diagnoseStoppedTask', () => {
     expect(d.crashed).toBe(false);
   });
 
-  it('explains exit 137 as out of memory', () => {
+  it('explains exit 137 as out of memory, or a stop past its timeout when ECS gave no OutOfMemory reason', () => {
     const d = diagnoseStoppedTask(stopped({ containers: [{ name: 'flow', exitCode: 137 }] }));
-    expect(d.crashed).toBe(true);
-    expect(d.explanation).toContain('out of memory');
+    expect(d).toMatchObject({ crashed: true, category: 'user-code' });
+    expect(d.message).toContain('SIGKILL: out of memory, or a stop that outlasted the stop timeout');
   });
 
-  it('treats a missing exit code as terminated by infrastructure', () => {
+  it('blames no one it cannot name: a stop without exit codes or a known reason is unknown', () => {
+    const d = diagnoseStoppedTask(
+      stopped({ stoppedReason: 'Essential container in task exited', containers: [{ name: 'flow' }] }),
+    );
+    expect(d).toMatchObject({ crashed: true, category: 'unknown' });
+    expect(d.message).toBe(
+      'ECS task stopped: ECS stopped the task before its containers exited (Essential container in task exited); see the stopped task in the ECS console',
+    );
+    expect(d.explanation).not.toMatch(/infrastructure/i);
+  });
+
+  it('reads a stop reason that names the cause before the exit code it left', () => {
     const d = diagnoseStoppedTask(
       stopped({
         stopCode: 'UserInitiated',
-        stoppedReason: 'Scaling activity',
-        containers: [{ name: 'flow' }],
+        stoppedReason: 'Task stopped by user',
+        containers: [{ name: 'flow', exitCode: 143 }],
       }),
     );
-    expect(d.crashed).toBe(true);
-    expect(d.explanation).toMatch(/^Task terminated by infrastructure: Scaling activity/);
+    expect(d).toMatchObject({ crashed: true, category: 'deliberate', severity: 'warning' });
+    expect(d.message).toMatch(
+      /^ECS task stopped: someone stopped the task \(StopTask: Task stopped by user\)/,
+    );
+  });
+
+  it('names a sidecar whose exit stopped the flow', () => {
+    const d = diagnoseStoppedTask(
+      stopped({
+        stopCode: 'EssentialContainerExited',
+        containers: [
+          { name: 'flow', lastStatus: 'STOPPED' },
+          { name: 'log_router', exitCode: 1 },
+        ],
+      }),
+    );
+    expect(d).toMatchObject({ crashed: true, category: 'configuration' });
+    expect(d.message).toBe(
+      "ECS task stopped: the sidecar 'log_router' exited with code 1; read the logs of 'log_router', or mark it not essential",
+    );
   });
 
   it('reports an image pull failure as a failed submission', () => {
@@ -77,7 +108,8 @@ describe('diagnoseStoppedTask', () => {
     expect(d).toMatchObject({
       crashed: true,
       failedToStart: true,
-      message: `Failed to submit flow run to infrastructure: TaskFailedToStart: ${reason}`,
+      category: 'configuration',
+      message: `Failed to submit flow run to infrastructure: TaskFailedToStart: The image does not exist; check the \`image\` job variable and that the tag is pushed (${reason})`,
     });
     expect(d.explanation).toMatch(/^Container image pull failed/);
   });
@@ -90,8 +122,8 @@ describe('diagnoseStoppedTask', () => {
         containers: [],
       }),
     );
-    expect(d.failedToStart).toBe(true);
-    expect(d.explanation).toContain('The capacity provider could not place the task.');
+    expect(d).toMatchObject({ failedToStart: true, category: 'capacity' });
+    expect(d.explanation).toContain('ECS said: Capacity is unavailable at this time.');
   });
 
   it('names a Spot interruption', () => {
@@ -102,7 +134,35 @@ describe('diagnoseStoppedTask', () => {
         containers: [{ name: 'flow', exitCode: 143 }],
       }),
     );
-    expect(d.crashed).toBe(true);
-    expect(d.explanation).toMatch(/^Fargate Spot interruption/);
+    expect(d).toMatchObject({
+      crashed: true,
+      category: 'infrastructure',
+      message:
+        'ECS task stopped: Spot capacity was reclaimed (Fargate Spot interruption); the run can be retried on FARGATE',
+    });
+    expect(d.explanation).toMatch(/^Task stopped by AWS infrastructure: Spot capacity was reclaimed/);
+  });
+
+  it('recognises a Spot interruption without a stop code, and strips the prefix ECS already put on a reason', () => {
+    const spot = diagnoseStoppedTask(
+      stopped({
+        capacityProviderName: 'FARGATE_SPOT',
+        stoppedReason: 'Your Spot Task was interrupted.',
+        containers: [{ name: 'flow', exitCode: 2 }],
+      }),
+    );
+    expect(spot.category).toBe('infrastructure');
+    const memory = diagnoseStoppedTask(
+      stopped({
+        stopCode: 'TaskFailedToStart',
+        stoppedReason: 'TaskFailedToStart: RESOURCE:MEMORY',
+        containers: [],
+      }),
+    );
+    expect(memory.message).toMatch(
+      /^Failed to submit flow run to infrastructure: TaskFailedToStart: No capacity/,
+    );
+    expect(memory.message).toContain('(RESOURCE:MEMORY)');
+    expect(memory.message).not.toContain('TaskFailedToStart: TaskFailedToStart');
   });
 });

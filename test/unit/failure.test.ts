@@ -50,7 +50,7 @@ describe('describeLaunchFailure', () => {
     expect(describeLaunchFailure({ Error: 'States.TaskFailed', Cause: JSON.stringify(task) })).toMatchObject({
       action: 'crash',
       message:
-        'Failed to submit flow run to infrastructure: TaskFailedToStart: CannotPullContainerError: image not found',
+        'Failed to submit flow run to infrastructure: TaskFailedToStart: The image does not exist; check the `image` job variable and that the tag is pushed (CannotPullContainerError: image not found)',
     });
   });
 
@@ -61,7 +61,7 @@ describe('describeLaunchFailure', () => {
       Overrides: { ContainerOverrides: [{ Name: 'prefect', Command: ['prefect', 'flow-run', 'execute'] }] },
     };
     expect(describeLaunchFailure({ Error: 'States.TaskFailed', Cause: JSON.stringify(task) }).message).toBe(
-      "The following containers stopped with a non-zero exit code: ['prefect']",
+      "The following containers stopped with a non-zero exit code: ['prefect']: the flow container 'prefect' exited with code 1; read the container's logs for the error",
     );
   });
 

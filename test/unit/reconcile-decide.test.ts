@@ -98,8 +98,8 @@ describe('decideRun: the sweep', () => {
     expect(decision).toEqual({
       kind: 'crash',
       message:
-        "prefect-ecs-launcher found the flow run's ECS task stopped while the run was still Running: The following containers stopped with a non-zero exit code: ['prefect']",
-      explanation: expect.stringContaining("Container 'prefect' exited with code 1."),
+        "prefect-ecs-launcher found the flow run's ECS task stopped while the run was still Running: The following containers stopped with a non-zero exit code: ['prefect']: the flow container 'prefect' exited with code 1; read the container's logs for the error",
+      explanation: expect.stringContaining("Containers: 'prefect' exited with code 1."),
       stopExecution: false,
     });
   });
