@@ -61,6 +61,7 @@ const FLAGS: FlagSpec = {
 export const PLACEHOLDER_ID = '00000000-0000-0000-0000-000000000000';
 export const PLACEHOLDER_FLOW_RUN_NAME = 'dry-run';
 export const PLACEHOLDER_FLOW_NAME = 'dry-run-flow';
+export const PLACEHOLDER_DEPLOYMENT_NAME = 'dry-run-deployment';
 /** PREFECT_API_URL in the flow's environment when an offline render has none. */
 export const UNSET_API_URL = '<PREFECT_API_URL is not set>';
 /** What a plain Prefect credential is printed as. */
@@ -85,7 +86,8 @@ is printed as ${REDACTED}.
 Offline (--template): renders the base job template (a work pool's base_job_template, e.g. from
 'prefect work-pool get-default-base-job-template --type ecs') with the job variables of the deployment and
 flow run in the given files (Prefect API JSON: a deployment's id, name, flow_id, job_variables; a flow
-run's id, name, job_variables; a flow's id and name). Missing ids and names get placeholders. No AWS
+run's id, name, job_variables; a flow's id and name). Missing ids and names get placeholders
+(${PLACEHOLDER_ID}, ${PLACEHOLDER_DEPLOYMENT_NAME}, ${PLACEHOLDER_FLOW_RUN_NAME}, ${PLACEHOLDER_FLOW_NAME}). No AWS
 call is made:
   --work-pool NAME    the pool's name (family and labels); default: the flow run's or deployment's
                       work_pool_name, else LAUNCHER_WORK_POOL
@@ -245,14 +247,11 @@ export function completeRunObjects(files: {
   const r = files.flowRun;
   const f = files.flow;
   if (d) {
-    stringField(d.value, 'id', d.where, true);
-    stringField(d.value, 'name', d.where, true);
-    stringField(d.value, 'updated', d.where, false);
-    stringField(d.value, 'work_pool_name', d.where, false);
+    for (const key of ['id', 'name', 'updated', 'work_pool_name']) stringField(d.value, key, d.where, false);
   }
   if (f) {
-    stringField(f.value, 'id', f.where, true);
-    stringField(f.value, 'name', f.where, true);
+    stringField(f.value, 'id', f.where, false);
+    stringField(f.value, 'name', f.where, false);
   }
   if (r) {
     stringField(r.value, 'id', r.where, false);
@@ -261,21 +260,29 @@ export function completeRunObjects(files: {
   }
   const flowId =
     agree('flow_id', [
-      [f && stringField(f.value, 'id', f.where, true), f?.where ?? ''],
+      [f && stringField(f.value, 'id', f.where, false), f?.where ?? ''],
       [d && stringField(d.value, 'flow_id', d.where, false), d?.where ?? ''],
       [r && stringField(r.value, 'flow_id', r.where, false), r?.where ?? ''],
     ]) ?? PLACEHOLDER_ID;
   const runDeploymentId = r ? stringField(r.value, 'deployment_id', r.where, false) : undefined;
-  const deploymentId = agree('deployment_id', [
-    [d && stringField(d.value, 'id', d.where, true), d?.where ?? ''],
-    [runDeploymentId, r?.where ?? ''],
-  ]);
+  const deploymentId =
+    agree('deployment_id', [
+      [d && stringField(d.value, 'id', d.where, false), d?.where ?? ''],
+      [runDeploymentId, r?.where ?? ''],
+    ]) ?? (d ? PLACEHOLDER_ID : undefined);
   if (runDeploymentId && !d) {
     throw new ConfigError(
       `${r?.where}: the flow run belongs to deployment ${runDeploymentId}; pass it with --deployment FILE (its job variables are part of the render)`,
     );
   }
-  const deployment = d ? ({ ...d.value, flow_id: flowId } as unknown as DeploymentInfo) : null;
+  const deployment = d
+    ? ({
+        name: PLACEHOLDER_DEPLOYMENT_NAME,
+        ...d.value,
+        id: deploymentId,
+        flow_id: flowId,
+      } as unknown as DeploymentInfo)
+    : null;
   const flowRun = {
     name: PLACEHOLDER_FLOW_RUN_NAME,
     ...r?.value,
@@ -283,7 +290,7 @@ export function completeRunObjects(files: {
     flow_id: flowId,
     deployment_id: deploymentId ?? null,
   } as unknown as FlowRunInfo;
-  const flow = (f?.value ?? { id: flowId, name: PLACEHOLDER_FLOW_NAME }) as unknown as FlowInfo;
+  const flow = { name: PLACEHOLDER_FLOW_NAME, ...f?.value, id: flowId } as unknown as FlowInfo;
   return { deployment, flowRun, flow };
 }
 

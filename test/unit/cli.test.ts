@@ -3,7 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { main } from '../../src/cli/main';
-import { PLACEHOLDER_FLOW_NAME, PLACEHOLDER_ID, REDACTED, UNSET_API_URL } from '../../src/cli/render';
+import {
+  PLACEHOLDER_DEPLOYMENT_NAME,
+  PLACEHOLDER_FLOW_NAME,
+  PLACEHOLDER_ID,
+  REDACTED,
+  UNSET_API_URL,
+} from '../../src/cli/render';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { taskGroupFor } from '../../src/render/render-job';
 
@@ -167,6 +173,31 @@ describe('prefect-ecs-launcher render (offline)', () => {
     });
   });
 
+  it('fills in placeholders for missing ids and names in the files given (a deployment with only job variables)', async () => {
+    const partial = file('job-variables-only.json', { job_variables: { image: 'example/etl:2' } });
+    const run = await cli([
+      ...offline,
+      '--deployment',
+      partial,
+      '--flow',
+      file('unnamed-flow.json', {}),
+      '--work-pool',
+      'p',
+      '--subnets',
+      'subnet-a',
+    ]);
+    expect(run).toMatchObject({ status: 0, stderr: '' });
+    const output = JSON.parse(run.stdout) as Output;
+    expect(output.taskDefinition?.family).toBe(`prefect_p_${PLACEHOLDER_ID}`);
+    expect(output.taskDefinition?.containerDefinitions[0]?.image).toBe('example/etl:2');
+    expect(environment(output)).toMatchObject({
+      PREFECT__DEPLOYMENT_ID: PLACEHOLDER_ID,
+      PREFECT__DEPLOYMENT_NAME: PLACEHOLDER_DEPLOYMENT_NAME,
+      PREFECT__FLOW_ID: PLACEHOLDER_ID,
+      PREFECT__FLOW_NAME: PLACEHOLDER_FLOW_NAME,
+    });
+  });
+
   it("passes the launcher's PREFECT_API_URL and credential to the flow, printing a plain credential redacted", async () => {
     const key = 'pnu_abcdefghijklmnopqrstuvwxyz0123456789';
     const run = await cli([...offline, '--work-pool', 'p', '--subnets', 'subnet-a'], {
@@ -277,12 +308,6 @@ const badInputs: [title: string, args: string[], env: Record<string, string>, na
     [...offline, '--flow-run', 'missing.json'],
     {},
     /--flow-run missing\.json: no such file/,
-  ],
-  [
-    'a deployment without an id',
-    [...offline, '--deployment', file('no-id.json', { name: 'd' })],
-    {},
-    /--deployment .*no-id\.json: field 'id' is missing/,
   ],
   [
     'a flow whose name is not a string',
