@@ -59,11 +59,6 @@ export function submittingState(flowRunId: string): StateCreate {
   return flowRunState(flowRunId, 'PENDING', { name: 'Submitting' });
 }
 
-/** PENDING named "InfrastructurePending": the ECS task exists but has not started (e.g. "ECS task is pending."). */
-export function infrastructurePendingState(flowRunId: string, message: string): StateCreate {
-  return flowRunState(flowRunId, 'PENDING', { name: 'InfrastructurePending', message });
-}
-
 /** SCHEDULED at a given time, e.g. to hand a run back; the server requires `scheduled_time`. */
 export function scheduledState(
   flowRunId: string,
