@@ -2,6 +2,7 @@ import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { cancelledState, crashedState } from '../prefect/states';
 import { LogLevel, type StateType } from '../prefect/types';
+import { restoreDisplacedFinalState } from './displaced-final';
 import { type CaughtError, describeLaunchFailure } from './failure';
 
 export interface CrashInput {
@@ -10,7 +11,10 @@ export interface CrashInput {
   error?: CaughtError;
 }
 
-export type CrashPrefect = Pick<PrefectClient, 'readFlowRun' | 'setFlowRunState' | 'createFlowRunLogs'>;
+export type CrashPrefect = Pick<
+  PrefectClient,
+  'readFlowRun' | 'readFlowRunStates' | 'setFlowRunState' | 'createFlowRunLogs'
+>;
 
 const ACTIVE: readonly StateType[] = ['PENDING', 'RUNNING'];
 
@@ -57,5 +61,8 @@ export async function reportLaunchFailure(
     },
   );
   log.error('flow run crashed', { message: failure.message, status: result.status });
-  return { action: result.status === 'ACCEPT' ? 'crashed' : 'none', message: failure.message };
+  if (result.status !== 'ACCEPT') return { action: 'none', message: failure.message };
+  // Accepted over a late claim that had displaced the flow's end: that end stands.
+  const restored = await restoreDisplacedFinalState(prefect, log, input.flowRunId, result.state);
+  return { action: restored ? 'none' : 'crashed', message: failure.message };
 }

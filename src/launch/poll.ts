@@ -1,9 +1,10 @@
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { pendingState, scheduledState } from '../prefect/states';
+import { isLateClaim, pendingState, scheduledState } from '../prefect/states';
 import type { FlowRun, OrchestrationResult } from '../prefect/types';
 import { mapLimit } from './concurrency';
+import { restoreDisplacedFinalState } from './displaced-final';
 import { claimMessage, type ReconcileSummary } from './reconcile';
 
 /**
@@ -15,7 +16,12 @@ import { claimMessage, type ReconcileSummary } from './reconcile';
 /** The Prefect calls a poll makes. */
 export type PollPrefect = Pick<
   PrefectClient,
-  'readWorkPool' | 'heartbeatWorker' | 'getScheduledFlowRuns' | 'setFlowRunState'
+  | 'readWorkPool'
+  | 'heartbeatWorker'
+  | 'getScheduledFlowRuns'
+  | 'setFlowRunState'
+  | 'readFlowRun'
+  | 'readFlowRunStates'
 >;
 
 export interface PollSettings {
@@ -45,6 +51,7 @@ export type RunOutcome =
   | 'started'
   | 'already-started'
   | 'not-claimed'
+  | 'late-claim'
   | 'returned-to-scheduled'
   | 'moved-on'
   | 'stranded-pending'
@@ -103,6 +110,7 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
       started: 0,
       'already-started': 0,
       'not-claimed': 0,
+      'late-claim': 0,
       'returned-to-scheduled': 0,
       'moved-on': 0,
       'stranded-pending': 0,
@@ -139,6 +147,21 @@ async function launchOne(deps: PollDeps, run: FlowRun, now: Date, log: Logger): 
       reason: claim.details?.reason,
     });
     return 'not-claimed';
+  }
+  if (isLateClaim(claim.state)) {
+    // Accepted over the run's end (a poll that read it Scheduled was overtaken by its launch and end): the
+    // run has had its launch, so no execution; it gets its end back. Should that fail, the sweep restores it.
+    try {
+      await restoreDisplacedFinalState(deps.prefect, log, run.id, claim.state, { seenNow: true });
+    } catch (error) {
+      log.error(
+        'a late claim reopened an ended flow run, and restoring its end failed; the sweep restores it',
+        {
+          error,
+        },
+      );
+    }
+    return 'late-claim';
   }
 
   try {

@@ -2,7 +2,7 @@ import type { Task } from '@aws-sdk/client-ecs';
 import type { ExecutionFacts } from '../aws/sfn';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { cancelledState, crashedState, newestClaim } from '../prefect/states';
+import { cancelledState, crashedState, isLateClaim, newestClaim } from '../prefect/states';
 import { type FlowRun, LogLevel, type State, type StateType } from '../prefect/types';
 import { mapLimit } from './concurrency';
 import { diagnoseStoppedTask } from './diagnosis';
@@ -360,6 +360,10 @@ async function act(
   try {
     switch (decision.kind) {
       case 'resume': {
+        // A late claim (whose poll died before it could restore the run's end) gets that end, not a launch.
+        if (run.state && isLateClaim(run.state)) {
+          return (await restoreDisplacedFinalState(prefect, log, run.id, run.state)) ? 'restored' : null;
+        }
         const scheduled = run.next_scheduled_start_time ?? run.expected_start_time;
         await aws.startExecution({
           flowRunId: run.id,
@@ -386,8 +390,11 @@ async function act(
         return 'cancelled';
       }
       case 'crash': {
-        // A finished run that a late ECS event moved back to InfrastructurePending: its own end stands.
-        if (await restoreDisplacedFinalState(prefect, log, run.id, run.state)) return 'restored';
+        // A finished run that a late proposal reopened: its own end stands. Its history is read only here,
+        // before a crash, which is rare.
+        if (await restoreDisplacedFinalState(prefect, log, run.id, run.state, { anyActive: true })) {
+          return 'restored';
+        }
         await prefect.createFlowRunLogs([
           { flowRunId: run.id, level: LogLevel.ERROR, message: decision.explanation ?? decision.message },
         ]);
@@ -397,7 +404,8 @@ async function act(
         log.warn('flow run crashed', { message: decision.message, status: result.status });
         // Not accepted: the run reached a state of its own meanwhile, which stands.
         if (result.status !== 'ACCEPT') return null;
-        // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
+        // Accepted over a late claim (or an older launcher's InfrastructurePending) that had displaced the
+        // flow's end after the look above: that end stands.
         if (await restoreDisplacedFinalState(prefect, log, run.id, result.state)) return 'restored';
         if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
         return 'crashed';

@@ -1,7 +1,7 @@
 import type { Task } from '@aws-sdk/client-ecs';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
-import { cancelledState, crashedState, infrastructurePendingState } from '../prefect/states';
+import { cancelledState, crashedState } from '../prefect/states';
 import { LogLevel, type StateType } from '../prefect/types';
 import { diagnoseStoppedTask } from './diagnosis';
 import { restoreDisplacedFinalState } from './displaced-final';
@@ -33,7 +33,6 @@ export type ReportAction =
   | 'ignored'
   | 'task-stopped'
   | 'pid-set'
-  | 'infrastructure-pending'
   | 'crashed'
   | 'cancelled'
   | 'left-to-engine'
@@ -94,26 +93,12 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
     action = 'pid-set';
   }
 
-  switch (task.lastStatus) {
-    case 'PROVISIONING':
-    case 'PENDING':
-    case 'ACTIVATING': {
-      if (type !== 'PENDING' || run.state_name === 'InfrastructurePending') return action;
-      const message =
-        task.lastStatus === 'PROVISIONING' ? 'ECS task is provisioning.' : 'ECS task is pending.';
-      const proposal = infrastructurePendingState(flowRunId, message);
-      const result = await prefect.setFlowRunState(flowRunId, proposal, { force: false });
-      const ours = result.state?.state_details.transition_id === proposal.state_details?.transition_id;
-      // REJECT with our own state: a retry of a proposal whose first answer was lost (PreventDuplicateTransitions).
-      if (result.status !== 'ACCEPT' && !ours) return action;
-      if (await restoreDisplacedFinalState(prefect, log, flowRunId, result.state)) return 'run-moved-on';
-      return 'infrastructure-pending';
-    }
-    case 'STOPPED':
-      return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
-    default:
-      return action;
-  }
+  // No InfrastructurePending on a task's early events, unlike prefect-aws's observer: the server accepts it
+  // over COMPLETED, FAILED and CRASHED, so one decided from a read the flow's end overtook reopens the
+  // ended run (docs/reliability.md). The pid above already says the task exists.
+  if (task.lastStatus === 'STOPPED')
+    return reportStopped(prefect, log, flowRunId, type, run.state ?? null, task);
+  return action;
 }
 
 async function reportStopped(
@@ -148,7 +133,8 @@ async function reportStopped(
   });
   log.warn('flow run crashed', { message: diagnosis.message, status: result.status });
   if (result.status !== 'ACCEPT') return 'run-moved-on';
-  // Accepted over an InfrastructurePending that had displaced the flow's end: that end stands.
+  // Accepted over a late claim (or an older launcher's InfrastructurePending) that had displaced the flow's
+  // end: that end stands.
   return (await restoreDisplacedFinalState(prefect, log, flowRunId, result.state))
     ? 'run-moved-on'
     : 'crashed';

@@ -29,10 +29,24 @@ export function pendingState(flowRunId: string, message?: string): StateCreate {
   return flowRunState(flowRunId, 'PENDING', message ? { message } : {});
 }
 
-/** The run's newest claim in its history (a PENDING named "Pending", as the launcher and the worker claim). */
+/**
+ * Whether a state is a claim (a PENDING named "Pending") that the server accepted over a final state. The
+ * server gives every claim from SCHEDULED the scheduled time (`CopyScheduledTime`), and refuses one from
+ * PENDING, RUNNING, PAUSED and CANCELLED; it accepts one, without a scheduled time, only over COMPLETED
+ * (without a persisted result), FAILED and CRASHED, as a re-run would. So an accepted claim without it
+ * reopened an ended run: a claim from a read that the run's own launch and end overtook.
+ */
+export function isLateClaim(state: Pick<State, 'type' | 'name' | 'state_details'>): boolean {
+  return state.type === 'PENDING' && state.name === 'Pending' && !state.state_details?.scheduled_time;
+}
+
+/**
+ * The run's newest claim from Scheduled in its history (a PENDING named "Pending", as the launcher and the
+ * worker claim), which starts its current attempt; a late claim starts none.
+ */
 export function newestClaim(history: readonly State[]): State | undefined {
   return history
-    .filter((s) => s.type === 'PENDING' && s.name === 'Pending')
+    .filter((s) => s.type === 'PENDING' && s.name === 'Pending' && !isLateClaim(s))
     .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
     .at(-1);
 }
@@ -43,11 +57,6 @@ export function newestClaim(history: readonly State[]): State | undefined {
  */
 export function submittingState(flowRunId: string): StateCreate {
   return flowRunState(flowRunId, 'PENDING', { name: 'Submitting' });
-}
-
-/** PENDING named "InfrastructurePending": the ECS task exists but has not started (e.g. "ECS task is pending."). */
-export function infrastructurePendingState(flowRunId: string, message: string): StateCreate {
-  return flowRunState(flowRunId, 'PENDING', { name: 'InfrastructurePending', message });
 }
 
 /** SCHEDULED at a given time, e.g. to hand a run back; the server requires `scheduled_time`. */

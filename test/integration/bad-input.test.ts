@@ -136,7 +136,7 @@ describe('one poll over good and bad runs of a pool', () => {
       expect({ name, status: results.get(run.id)?.status, state: view.state_name }).toEqual({
         name,
         status: 'SUCCEEDED',
-        state: 'InfrastructurePending',
+        state: 'Pending',
       });
       expect(view.infrastructure_pid).toMatch(/::arn:aws:ecs:/);
     }

@@ -158,7 +158,6 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
     expect((await statesOf(run.id)).map((s) => s.name)).toEqual([
       'Scheduled',
       'Pending',
-      'InfrastructurePending',
       'Running',
       'Completed',
     ]);
@@ -207,11 +206,10 @@ describe('end to end: npm start launches flow runs of an ecs pool as local ECS t
     const due = scheduled.getTime();
     // Claimed ahead of time…
     expect(at('Pending')).toBeLessThan(due);
-    // …but the ECS task (its first event: InfrastructurePending) not started before the scheduled second,
-    // and soon after it.
-    expect(at('InfrastructurePending')).toBeGreaterThanOrEqual(due);
-    expect(at('InfrastructurePending') - due).toBeLessThan(3_000);
+    // …but its flow not started before the scheduled second, and soon after it (a Python engine's start-up
+    // included; the launcher proposes no InfrastructurePending that would time the task itself).
     expect(at('Running')).toBeGreaterThanOrEqual(due);
+    expect(at('Running') - due).toBeLessThan(20_000);
   });
 
   it.concurrent('cancels a running flow: the run ends Cancelled and its process is gone', async () => {

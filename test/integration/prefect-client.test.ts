@@ -5,7 +5,6 @@ import {
   cancelledState,
   crashedState,
   flowRunState,
-  infrastructurePendingState,
   pendingState,
   scheduledState,
   submittingState,
@@ -154,7 +153,7 @@ describe('flow run states', () => {
     expect(submitting).toMatchObject({ status: 'ACCEPT', state: { type: 'PENDING', name: 'Submitting' } });
     const infra = await prefect.setFlowRunState(
       run.id,
-      infrastructurePendingState(run.id, 'ECS task is pending.'),
+      flowRunState(run.id, 'PENDING', { name: 'InfrastructurePending', message: 'ECS task is pending.' }),
     );
     expect(infra).toMatchObject({
       status: 'ACCEPT',

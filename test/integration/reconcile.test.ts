@@ -215,11 +215,11 @@ describe('cancellation: a run cancelled in any phase of its launch ends Cancelle
     await runPoll(rt);
     const exec = localExecutor(rt, stateMachineArn, heldTasks(rt, 'PROVISIONING'));
     await exec.pickUp();
-    // The PENDING event reached the reporter: the pid is set and the run is InfrastructurePending.
+    // The PENDING event reached the reporter: the pid is set, and the run still Pending.
     await until(
-      'InfrastructurePending',
+      'the pid',
       () => flowRun(run.id),
-      (r) => r.state_name === 'InfrastructurePending',
+      (r) => Boolean(r.infrastructure_pid),
     );
     await cancel(run.id);
 

@@ -207,17 +207,17 @@ describe('report: task start-up events', () => {
   it.each([
     ['provisioning', 'ECS task is provisioning.'],
     ['pending', 'ECS task is pending.'],
-  ])('%s on a Pending run → InfrastructurePending with the pid', async (name, message) => {
+  ])('%s on a Pending run sets the pid and proposes no InfrastructurePending', async (name) => {
     const id = await pendingRun();
     const t = task(name, id);
-    expect(await runReport(rt, t)).toBe('infrastructure-pending');
+    expect(await runReport(rt, t)).toBe('pid-set');
     const run = await flowRun(id);
     expect(run).toMatchObject({
       state_type: 'PENDING',
-      state_name: 'InfrastructurePending',
+      state_name: 'Pending',
       infrastructure_pid: infrastructurePid(t),
-      state: { message },
     });
+    expect(await runReport(rt, t)).toBe('left-to-engine');
   });
 
   it('RUNNING sets the pid and leaves the state to the engine', async () => {
@@ -235,8 +235,8 @@ describe('report: task start-up events', () => {
     'a PENDING whose read the flow overtook (Running → %s in between) leaves the run as its flow ended',
     async (final) => {
       const id = await pendingRun();
-      // The server takes a final run back to PENDING without force (it allows re-runs): the reporter must
-      // notice that its InfrastructurePending displaced the flow's own end, and put that end back.
+      // The server would take a final run back to PENDING without force (it allows re-runs): the reporter
+      // proposes nothing on a start-up event, so nothing can reopen the run.
       let overtaken = false;
       const prefect = Object.create(rt.prefect) as Runtime['prefect'];
       prefect.readFlowRun = async (runId) => {
@@ -248,20 +248,13 @@ describe('report: task start-up events', () => {
         }
         return run;
       };
-      expect(await runReport({ ...rt, prefect }, task('pending', id))).toBe('run-moved-on');
+      expect(await runReport({ ...rt, prefect }, task('pending', id))).toBe('pid-set');
       expect(await flowRun(id)).toMatchObject({ state_type: final });
-      expect((await stateHistory(id)).map((h) => h.type)).toEqual([
-        'SCHEDULED',
-        'PENDING',
-        'RUNNING',
-        final,
-        'PENDING',
-        final,
-      ]);
+      expect((await stateHistory(id)).map((h) => h.type)).toEqual(['SCHEDULED', 'PENDING', 'RUNNING', final]);
     },
   );
 
-  it('any later event of a run found moved back from its end (a report that died half-way) restores the end', async () => {
+  it('any later event of a run an older launcher moved back from its end restores the end', async () => {
     const id = await runningRun();
     await setState(id, 'COMPLETED');
     await setState(id, 'PENDING', 'InfrastructurePending');
@@ -282,6 +275,19 @@ describe('report: task start-up events', () => {
     expect(await flowRun(id)).toMatchObject({ state_type: 'FAILED', state_name: 'Failed' });
   });
 
+  it('a STOPPED read as Running, whose Crashed lands over a late claim, restores the end', async () => {
+    const id = await runningRun();
+    const stale = await rt.prefect.readFlowRun(id);
+    await setState(id, 'COMPLETED');
+    // A claim from a read of the run while it was Scheduled: accepted over Completed, without scheduled time.
+    await setState(id, 'PENDING');
+    const prefect = Object.create(rt.prefect) as Runtime['prefect'];
+    let reads = 0;
+    prefect.readFlowRun = async (runId) => (reads++ === 0 ? stale : rt.prefect.readFlowRun(runId));
+    expect(await runReport({ ...rt, prefect }, task('stopped-exit-1', id))).toBe('run-moved-on');
+    expect(await flowRun(id)).toMatchObject({ state_type: 'COMPLETED', state_name: 'Completed' });
+  });
+
   it('a late PENDING after RUNNING does not move a Running run back', async () => {
     const id = await runningRun();
     await runReport(rt, task('running', id));
@@ -292,8 +298,7 @@ describe('report: task start-up events', () => {
 
 /**
  * Events arrive at least once and in any order. The runs start Pending, as the launcher's claim leaves them,
- * and nobody sets Running (no engine runs here): that exercises InfrastructurePending too, and a Pending run
- * that receives STOPPED with exit 1 ends Crashed just as a Running one does.
+ * and nobody sets Running (no engine runs here): a Pending run that receives STOPPED with exit 1 ends Crashed just as a Running one does.
  */
 describe('report: event order and duplicates', () => {
   const sequence = ['provisioning', 'pending', 'running', 'stopped-exit-1'] as const;
@@ -311,12 +316,7 @@ describe('report: event order and duplicates', () => {
     expect(ordered.run).toMatchObject({ state_type: 'CRASHED', state: { message: nonZero } });
     expect(ordered.crashes).toHaveLength(1);
     expect(ordered.logs).toHaveLength(1);
-    expect((await stateHistory(ordered.id)).map((s) => s.name)).toEqual([
-      'Scheduled',
-      'Pending',
-      'InfrastructurePending',
-      'Crashed',
-    ]);
+    expect((await stateHistory(ordered.id)).map((s) => s.name)).toEqual(['Scheduled', 'Pending', 'Crashed']);
 
     const arrivals = fc
       .array(fc.constantFrom(...sequence), { maxLength: 4 })

@@ -5,6 +5,7 @@ import type { State, StateType } from '../../src/prefect/types';
 const TYPES: Record<string, StateType> = {
   Scheduled: 'SCHEDULED',
   Pending: 'PENDING',
+  LateClaim: 'PENDING',
   InfrastructurePending: 'PENDING',
   Running: 'RUNNING',
   Completed: 'COMPLETED',
@@ -13,15 +14,18 @@ const TYPES: Record<string, StateType> = {
   Cancelled: 'CANCELLED',
 };
 
-/** A history from state names, one second apart, oldest first. */
+/**
+ * A history from state names, one second apart, oldest first. A claim from Scheduled ("Pending") carries
+ * the scheduled time, as the server copies it; a "LateClaim" is a claim accepted over a final state.
+ */
 function history(names: string[]): State[] {
   return names.map((name, i) => ({
     id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
     type: TYPES[name] ?? 'PENDING',
-    name,
+    name: name === 'LateClaim' ? 'Pending' : name,
     timestamp: new Date(Date.UTC(2026, 10, 28, 12, 0, i)).toISOString(),
     message: null,
-    state_details: {},
+    state_details: name === 'Pending' ? { scheduled_time: '2026-11-28T11:59:00.000Z' } : {},
   }));
 }
 
@@ -57,6 +61,35 @@ describe('displacedFinalState: the run is in its newest state; which final state
       ['Pending', 'Running', 'Failed', 'Scheduled', 'Pending', 'InfrastructurePending'],
       null,
     ],
+    [
+      'the flow’s end that a late claim displaced',
+      ['Scheduled', 'Pending', 'Running', 'Completed', 'LateClaim'],
+      3,
+    ],
+    [
+      'the flow’s end under an InfrastructurePending over a late claim (the newest claim is no attempt)',
+      ['Scheduled', 'Pending', 'Running', 'Completed', 'LateClaim', 'InfrastructurePending'],
+      3,
+    ],
+    [
+      'the flow’s end under a Crashed that landed over a late claim',
+      ['Scheduled', 'Pending', 'Running', 'Failed', 'LateClaim', 'Crashed'],
+      3,
+    ],
+    ['the Crashed that a late claim displaced', ['Scheduled', 'Pending', 'Crashed', 'LateClaim'], 2],
+    ['the end of a run never claimed, that a late claim displaced', ['Scheduled', 'Failed', 'LateClaim'], 1],
+    [
+      'the flow’s end under a claim from Scheduled that a Scheduled over the end allowed',
+      ['Scheduled', 'Pending', 'Running', 'Completed', 'Scheduled', 'Pending'],
+      3,
+    ],
+    ['the flow’s end under a Running that reopened it', ['Pending', 'Running', 'Completed', 'Running'], 2],
+    ['nothing for a first claim', ['Scheduled', 'Pending'], null],
+    [
+      'nothing for a claim after a crash before the task started',
+      ['Scheduled', 'Pending', 'Crashed', 'Scheduled', 'Pending'],
+      null,
+    ],
     ['nothing for a run in its end', ['Pending', 'Running', 'Completed'], null],
     ['nothing for a run never claimed', ['Scheduled', 'InfrastructurePending'], null],
     ['nothing for a run that never ended', ['Pending', 'InfrastructurePending'], null],
@@ -75,5 +108,12 @@ describe('displacedFinalState: the run is in its newest state; which final state
     ]);
     if (!claim || !failed || !cancelled || !current) throw new Error('four states');
     expect(displacedFinalState([cancelled, current, failed, claim], current)).toBe(cancelled);
+  });
+
+  it('finds the end a late claim displaced when the claim was stamped before it (it waited for the lock)', () => {
+    const states = history(['Scheduled', 'Pending', 'Running', 'LateClaim', 'Completed']);
+    const [, , , late, completed] = states;
+    if (!late || !completed) throw new Error('five states');
+    expect(displacedFinalState(states, late)).toBe(completed);
   });
 });

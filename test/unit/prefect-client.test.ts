@@ -3,7 +3,6 @@ import {
   cancelledState,
   crashedState,
   flowRunState,
-  infrastructurePendingState,
   pendingState,
   scheduledState,
   submittingState,
@@ -224,11 +223,6 @@ describe('state helpers', () => {
       data: null,
     });
     expect(submittingState('r')).toMatchObject({ type: 'PENDING', name: 'Submitting' });
-    expect(infrastructurePendingState('r', 'ECS task is provisioning.')).toMatchObject({
-      type: 'PENDING',
-      name: 'InfrastructurePending',
-      message: 'ECS task is provisioning.',
-    });
     expect(crashedState('r', 'gone')).toMatchObject({ type: 'CRASHED', name: 'Crashed', message: 'gone' });
     expect(flowRunState('r', 'CANCELLING')).toMatchObject({ type: 'CANCELLING', name: 'Cancelling' });
     expect(scheduledState('r', new Date('2026-11-28T10:00:00Z'), { name: 'AwaitingRetry' })).toMatchObject({
