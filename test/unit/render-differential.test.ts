@@ -339,7 +339,9 @@ beforeAll(async () => {
   cases.forEach(([name], i) => {
     results.set(name, outcomes[i] as { oracle: Outcome; ours: Outcome });
   });
-}, 180_000);
+  // One Python process per case, sharing 2 cores with the integration project's servers: about a minute
+  // alone, several under load. A generous bound, not a measure of speed.
+}, 600_000);
 
 describe('renderJob against prefect-aws 0.7.12 (python/render_oracle.py)', () => {
   it('has at least 40 cases, each with a description and every exception explained', () => {
