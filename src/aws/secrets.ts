@@ -1,17 +1,20 @@
-import {
-  GetSecretValueCommand,
-  SecretsManagerClient,
-  type SecretsManagerClientConfig,
-} from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../errors';
 
-/** The only importer of @aws-sdk/client-secrets-manager. */
-export function createSecretsManagerClient(config: SecretsManagerClientConfig = {}): SecretsManagerClient {
+/**
+ * The only importer of @aws-sdk/client-secrets-manager. It is bundled, but imported only when the
+ * credential is a secret, so a function whose credential is not one never evaluates it at cold start.
+ */
+export async function createSecretsManagerClient(
+  config: SecretsManagerClientConfig = {},
+): Promise<SecretsManagerClient> {
+  const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   return new SecretsManagerClient(config);
 }
 
 /** The secret's string value, trimmed. A binary or empty secret is a configuration error naming the ARN. */
 export async function readSecretString(client: SecretsManagerClient, secretArn: string): Promise<string> {
+  const { GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
   let value: string | undefined;
   try {
     value = (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;

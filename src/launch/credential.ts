@@ -11,7 +11,7 @@ import type { ResolvedCredential } from '../prefect/http';
  */
 export async function resolveCredential(
   source: CredentialSource,
-  clients: { secrets: () => SecretsManagerClient; ssm: () => SSMClient },
+  clients: CredentialClients,
 ): Promise<ResolvedCredential> {
   switch (source.kind) {
     case 'none':
@@ -25,8 +25,14 @@ export async function resolveCredential(
   }
 }
 
-function readArn(arn: string, clients: { secrets: () => SecretsManagerClient; ssm: () => SSMClient }) {
+/** Made only for the kind of ARN given, each on first use. */
+export interface CredentialClients {
+  secrets: () => Promise<SecretsManagerClient>;
+  ssm: () => Promise<SSMClient>;
+}
+
+async function readArn(arn: string, clients: CredentialClients): Promise<string> {
   return arn.split(':')[2] === 'ssm'
-    ? readParameter(clients.ssm(), arn)
-    : readSecretString(clients.secrets(), arn);
+    ? readParameter(await clients.ssm(), arn)
+    : readSecretString(await clients.secrets(), arn);
 }

@@ -8,7 +8,7 @@ import {
 } from '../aws/sfn';
 import { type CredentialSource, requireStateMachineArn } from '../config';
 import type { ContainerCredential } from '../render/job-configuration';
-import type { Runtime } from '../runtime';
+import type { AwsClients, Runtime } from '../runtime';
 import { type CrashInput, reportLaunchFailure } from './crash';
 import { type PollSummary, poll } from './poll';
 import { type PreparedLaunch, prepareLaunch } from './prepare';
@@ -17,8 +17,14 @@ import { reportTaskStateChange, type TaskStateChange } from './report';
 
 /** One function per Lambda: what the handler calls once it has validated its event. */
 
+/** The AWS clients each function uses: its handler builds these and no others. */
+export type PollClients = Pick<AwsClients, 'sfn' | 'ecs'>;
+export type PrepareClients = Pick<AwsClients, 'ecs' | 'ec2'>;
+export type ReportClients = Pick<AwsClients, 'ecs'>;
+export type CrashClients = Record<never, never>;
+
 /** The AWS calls of the reconciliation sweep, against the launch state machine and ECS. */
-export function reconcileAws(rt: Runtime, stateMachineArn: string): ReconcileAws {
+export function reconcileAws(rt: Runtime<PollClients>, stateMachineArn: string): ReconcileAws {
   const { sfn, ecs } = rt.aws;
   return {
     runningExecutions: () => runningExecutionNames(sfn, stateMachineArn),
@@ -35,7 +41,7 @@ export function reconcileAws(rt: Runtime, stateMachineArn: string): ReconcileAws
  * calls (the local executor overlays what it runs itself).
  */
 export function runPoll(
-  rt: Runtime,
+  rt: Runtime<PollClients>,
   options: { now?: () => Date; aws?: (base: ReconcileAws) => ReconcileAws } = {},
 ): Promise<PollSummary> {
   const stateMachineArn = requireStateMachineArn(rt.config);
@@ -72,14 +78,14 @@ export function runPoll(
   });
 }
 
-export function runCrash(rt: Runtime, input: CrashInput) {
+export function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {
   return reportLaunchFailure(
     { prefect: rt.prefect, log: rt.log.child({ function: 'crash', flowRunId: input.flowRunId }) },
     input,
   );
 }
 
-export function runReport(rt: Runtime, task: TaskStateChange) {
+export function runReport(rt: Runtime<ReportClients>, task: TaskStateChange) {
   const { ecs } = rt.aws;
   return reportTaskStateChange(
     {
@@ -110,7 +116,10 @@ export function containerCredential(source: CredentialSource): ContainerCredenti
   }
 }
 
-export function runPrepare(rt: Runtime, input: { flowRunId: string }): Promise<PreparedLaunch> {
+export function runPrepare(
+  rt: Runtime<PrepareClients>,
+  input: { flowRunId: string },
+): Promise<PreparedLaunch> {
   return prepareLaunch(
     {
       prefect: rt.prefect,

@@ -1,6 +1,5 @@
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { ECSClient } from '@aws-sdk/client-ecs';
-import { assertSubnetsInVpc, discoverSubnets } from '../aws/ec2';
+import { assertSubnetsInVpc, discoverSubnets, type Ec2 } from '../aws/ec2';
 import { describeTaskDefinition, findOrRegisterTaskDefinition } from '../aws/ecs';
 import type { JobDefaults } from '../config';
 import { FlowRunNotPendingError } from '../errors';
@@ -40,7 +39,7 @@ export interface PrepareSettings {
 export interface PrepareDeps {
   prefect: PreparePrefect;
   ecs: ECSClient;
-  ec2: EC2Client;
+  ec2: Ec2;
   settings: PrepareSettings;
   log: Logger;
 }
@@ -62,11 +61,7 @@ export { taskGroupFor };
  * How the launcher reaches AWS while rendering: task definitions described, found or registered in ECS,
  * subnets from EC2. The CLI's dry run uses the same, minus the registration.
  */
-export function awsRenderIo(
-  references: TemplateReferenceReader,
-  ecs: ECSClient,
-  ec2: EC2Client,
-): RenderJobIo {
+export function awsRenderIo(references: TemplateReferenceReader, ecs: ECSClient, ec2: Ec2): RenderJobIo {
   return {
     references,
     describeTaskDefinition: (ref) => describeTaskDefinition(ecs, ref),

@@ -5,27 +5,30 @@ import {
   DeleteVpcCommand,
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
-  type EC2Client,
+  EC2Client,
 } from '@aws-sdk/client-ec2';
-import { assertSubnetsInVpc, createEc2Client, discoverSubnets } from '../../src/aws/ec2';
+import { assertSubnetsInVpc, createEc2Client, discoverSubnets, type Ec2 } from '../../src/aws/ec2';
 import { JobConfigurationError } from '../../src/errors';
 import { awsTestConfig } from '../harness/env';
 
 // Test files share one moto server and run in parallel, so nothing here resets moto: every test works on
 // VPCs it creates, reads the default VPC without changing it, or uses a region no other test touches.
-let ec2: EC2Client;
+// The test's own client arranges moto; the launcher's handle (which loads the SDK on first use) is tested.
+let client: EC2Client;
+let ec2: Ec2;
 beforeAll(() => {
+  client = new EC2Client(awsTestConfig());
   ec2 = createEc2Client(awsTestConfig());
 });
 
 let cidrCounter = 0;
 async function createVpcWithSubnets(count: number): Promise<{ vpcId: string; subnetIds: string[] }> {
   const second = 100 + (process.pid % 50) + cidrCounter++;
-  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: `10.${second}.0.0/16` }));
+  const vpc = await client.send(new CreateVpcCommand({ CidrBlock: `10.${second}.0.0/16` }));
   const vpcId = vpc.Vpc?.VpcId as string;
   const subnetIds: string[] = [];
   for (let i = 0; i < count; i++) {
-    const subnet = await ec2.send(
+    const subnet = await client.send(
       new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `10.${second}.${i}.0/24` }),
     );
     subnetIds.push(subnet.Subnet?.SubnetId as string);
@@ -46,7 +49,7 @@ async function defaultVpcSubnets(client: EC2Client): Promise<string[]> {
 
 describe('discoverSubnets', () => {
   it('returns every subnet of the default VPC', async () => {
-    const expected = await defaultVpcSubnets(ec2);
+    const expected = await defaultVpcSubnets(client);
     expect(expected.length).toBeGreaterThan(0);
     expect(await discoverSubnets(ec2, null)).toEqual(expected);
   });
@@ -76,7 +79,7 @@ describe('discoverSubnets', () => {
 
   it('reports a region without a default VPC with the worker message', async () => {
     // A region of its own, whose default VPC this test deletes.
-    const regional = createEc2Client({ ...awsTestConfig(), region: 'ap-southeast-4' });
+    const regional = new EC2Client({ ...awsTestConfig(), region: 'ap-southeast-4' });
     const vpcs = await regional.send(
       new DescribeVpcsCommand({ Filters: [{ Name: 'isDefault', Values: ['true'] }] }),
     );
@@ -87,7 +90,9 @@ describe('discoverSubnets', () => {
       }
       await regional.send(new DeleteVpcCommand({ VpcId: defaultVpc }));
     }
-    await expect(discoverSubnets(regional, null)).rejects.toThrow(
+    await expect(
+      discoverSubnets(createEc2Client({ ...awsTestConfig(), region: 'ap-southeast-4' }), null),
+    ).rejects.toThrow(
       new JobConfigurationError(
         'Failed to find the default VPC. Network configuration cannot be inferred. Pass an explicit `vpc_id` or configure a default VPC.',
       ),
@@ -103,7 +108,7 @@ describe('assertSubnetsInVpc', () => {
 
   it('refuses a subnet of another VPC, naming it', async () => {
     const { vpcId, subnetIds } = await createVpcWithSubnets(1);
-    const other = (await defaultVpcSubnets(ec2))[0] as string;
+    const other = (await defaultVpcSubnets(client))[0] as string;
     const given = [subnetIds[0] as string, other];
     await expect(assertSubnetsInVpc(ec2, vpcId, given)).rejects.toThrow(
       new JobConfigurationError(

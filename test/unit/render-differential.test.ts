@@ -198,7 +198,7 @@ async function runOurs(c: Case): Promise<Outcome> {
         region: c.region,
       },
       {
-        ...awsRenderIo(referencesOf(c), ecs, ec2),
+        ...awsRenderIo(referencesOf(c), ecs, { client: async () => ec2 }),
         resolveTaskDefinition: placeholderTaskDefinition(c.region),
       },
     );

@@ -78,7 +78,7 @@ export async function lambdaContainer(
   };
   rt.aws.sfn.middlewareStack.add(freeze.middleware, freeze.options);
   rt.aws.ecs.middlewareStack.add(freeze.middleware, freeze.options);
-  rt.aws.ec2.middlewareStack.add(freeze.middleware, freeze.options);
+  (await rt.aws.ec2.client()).middlewareStack.add(freeze.middleware, freeze.options);
 
   return {
     rt,
