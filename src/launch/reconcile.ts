@@ -284,12 +284,20 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
       end_time: { after_: new Date(now.getTime() - CANCELLED_LOOKBACK_MS).toISOString() },
     })
   ).filter((r) => r.infrastructure_pid && r.labels?.[WORKER_NAME_LABEL] === settings.workerName);
-  if (!active.length && !cancelled.length) return [];
+  // A Pending or Running run whose state is younger than settleSeconds is left to a later sweep: its task
+  // started after that state and its execution stopped after it, so every decision of decideRun on it
+  // would wait for evidence at least that old. Skipping it spares AWS calls in a burst of fresh launches.
+  const settled = active.filter(
+    (run) =>
+      stateType(run) === 'CANCELLING' || ageSeconds(run.state?.timestamp, now) >= settings.settleSeconds,
+  );
+  if (!settled.length && !cancelled.length) return [];
 
-  const running = await aws.runningExecutions();
+  // Cancelled runs need only their task; the rest need to know which executions run.
+  const running = settled.length ? await aws.runningExecutions() : new Set<string>();
   // An execution that is not running is described only where it decides something: runs without a known
   // task, and Cancelling runs (whose ownership it may prove).
-  const runs = [...active, ...cancelled];
+  const runs = [...settled, ...cancelled];
   const toDescribe = runs
     .filter((run) => {
       const type = stateType(run);

@@ -167,7 +167,7 @@ describe('the sweep over a run that a late proposal reopened', () => {
     stoppedReason: 'Essential container in task exited',
   });
 
-  /** One sweep of the run's own pool, whose task stopped a minute ago with exit 0. */
+  /** One sweep of the run's own pool, a little later, whose task stopped a minute ago with exit 0. */
   async function sweep(sweptPool: string) {
     const aws: ReconcileAws = {
       runningExecutions: async () => new Set(),
@@ -190,7 +190,8 @@ describe('the sweep over a run that a late proposal reopened', () => {
         concurrency: 4,
       },
       log: rt.log,
-      now: new Date(),
+      // A sweep leaves a state younger than settleSeconds to a later sweep: this one comes after it settled.
+      now: new Date(Date.now() + 2_000),
     });
   }
 
