@@ -1,10 +1,16 @@
-"""moto's server with the one fix the launcher's tests need, pinned to the moto version in constraints.txt.
+"""moto's server with the fixes the launcher's tests need, pinned to the moto version in constraints.txt.
 
-moto computes a task's resource needs from container-level memory only and crashes (HTTP 500) on a
+1. moto computes a task's resource needs from container-level memory only and crashes (HTTP 500) on a
 Fargate task definition whose containers have none, which is the normal shape (task-level cpu/memory,
 as Prefect's default ECS template produces). Real ECS accepts it:
 https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#ContainerDefinition-memory
 The fix counts a container without memory as 0 MiB, which only matters for EC2 placement.
+
+2. moto runs a task from a deregistered (INACTIVE) revision. ECS does not: "you can't use an INACTIVE task
+definition to run new tasks"
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeregisterTaskDefinition.html), and RunTask
+answers InvalidParameterException "TaskDefinition is inactive". The launcher's task-definition cache relies
+on that answer (src/launch/aws-cache.ts), so moto gives it too.
 """
 
 from __future__ import annotations
@@ -43,6 +49,18 @@ def _calculate_task_resource_requirements(task_definition):  # type: ignore[no-u
 ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(
     _calculate_task_resource_requirements
 )
+
+_original_run_task = ecs_models.EC2ContainerServiceBackend.run_task
+
+
+def _run_task(self, cluster_str, task_definition_str, *args, **kwargs):  # type: ignore[no-untyped-def]
+    task_definition = self.describe_task_definition(task_definition_str)
+    if task_definition.status == "INACTIVE":
+        raise ecs_models.InvalidParameterException("TaskDefinition is inactive")
+    return _original_run_task(self, cluster_str, task_definition_str, *args, **kwargs)
+
+
+ecs_models.EC2ContainerServiceBackend.run_task = _run_task
 
 if __name__ == "__main__":
     sys.argv = ["moto_server", "-H", "127.0.0.1", *sys.argv[1:]]

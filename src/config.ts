@@ -67,6 +67,11 @@ export interface LauncherConfig {
   cancelGraceSeconds: number;
   /** How old evidence must be before the sweep acts on it (a claim without execution, a stopped task). */
   sweepSettleSeconds: number;
+  /**
+   * How long a warm Prepare function reuses what it learnt from AWS: the default VPC's subnets and the task
+   * definition revision for an equal definition (src/launch/aws-cache.ts). 0 asks AWS on every run.
+   */
+  awsCacheSeconds: number;
   region: string | undefined;
 }
 
@@ -207,6 +212,7 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     concurrency: integer(env, 'LAUNCHER_CONCURRENCY', 8, 1, 64),
     cancelGraceSeconds: integer(env, 'LAUNCHER_CANCEL_GRACE_SECONDS', 240, 0, 86400),
     sweepSettleSeconds: integer(env, 'LAUNCHER_SWEEP_SETTLE_SECONDS', 120, 0, 3600),
+    awsCacheSeconds: integer(env, 'LAUNCHER_AWS_CACHE_SECONDS', 300, 0, 3600),
     region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION'),
   };
 }

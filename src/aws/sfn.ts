@@ -41,6 +41,8 @@ export interface LaunchInput {
   flowRunId: string;
   /** RFC 3339 UTC (`…Z`), as the Wait state's TimestampPath requires. */
   scheduledStartTime: string;
+  /** What the poll read of the run, for Prepare (src/launch/snapshot.ts keeps it under 128 KiB). */
+  snapshot?: unknown;
 }
 
 /**

@@ -9,9 +9,10 @@ import {
 import { type CredentialSource, requireStateMachineArn } from '../config';
 import type { ContainerCredential } from '../render/job-configuration';
 import type { AwsClients, Runtime } from '../runtime';
+import { type AwsCache, createAwsCache } from './aws-cache';
 import { type CrashInput, reportLaunchFailure } from './crash';
 import { type PollSummary, poll } from './poll';
-import { type PreparedLaunch, prepareLaunch } from './prepare';
+import { type PreparedLaunch, type PrepareInput, prepareLaunch } from './prepare';
 import { type ReconcileAws, reconcile } from './reconcile';
 import { reportTaskStateChange, type TaskStateChange } from './report';
 
@@ -116,15 +117,25 @@ export function containerCredential(source: CredentialSource): ContainerCredenti
   }
 }
 
-export function runPrepare(
-  rt: Runtime<PrepareClients>,
-  input: { flowRunId: string },
-): Promise<PreparedLaunch> {
+/** One cache per runtime, i.e. per warm Prepare function (or per local stack). */
+const awsCaches = new WeakMap<Runtime<PrepareClients>, AwsCache>();
+
+function awsCacheOf(rt: Runtime<PrepareClients>): AwsCache {
+  let cache = awsCaches.get(rt);
+  if (!cache) {
+    cache = createAwsCache(rt.config.awsCacheSeconds);
+    awsCaches.set(rt, cache);
+  }
+  return cache;
+}
+
+export function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Promise<PreparedLaunch> {
   return prepareLaunch(
     {
       prefect: rt.prefect,
       ecs: rt.aws.ecs,
       ec2: rt.aws.ec2,
+      cache: awsCacheOf(rt),
       settings: {
         workPool: rt.config.workPool,
         workerName: rt.config.workerName,
@@ -136,6 +147,6 @@ export function runPrepare(
       },
       log: rt.log.child({ function: 'prepare', flowRunId: input.flowRunId }),
     },
-    input.flowRunId,
+    input,
   );
 }

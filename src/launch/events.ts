@@ -1,6 +1,7 @@
 import type { ScheduledEvent } from 'aws-lambda';
 import { InvalidEventError } from '../errors';
 import type { CrashInput } from './crash';
+import type { PrepareInput } from './prepare';
 import type { TaskStateChange } from './report';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -30,8 +31,19 @@ function flowRunId(event: unknown, who: string): string {
   return id;
 }
 
-export function parsePrepareEvent(event: unknown): { flowRunId: string } {
-  return { flowRunId: flowRunId(event, 'prepare') };
+/**
+ * Prepare's event is the execution's state: the launch input (flowRunId, scheduledStartTime, the poll's
+ * snapshot) and, when a RunTask found a reused task definition inactive, `refreshTaskDefinition` (see
+ * statemachines/launch.asl.json, RefreshTaskDefinition).
+ */
+export function parsePrepareEvent(event: unknown): PrepareInput {
+  const id = flowRunId(event, 'prepare');
+  const e = event as Record<string, unknown>;
+  return {
+    flowRunId: id,
+    ...(e.snapshot !== undefined ? { snapshot: e.snapshot } : {}),
+    refreshTaskDefinition: e.refreshTaskDefinition === true,
+  };
 }
 
 export function parseCrashEvent(event: unknown): CrashInput {

@@ -2,10 +2,11 @@ import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { isLateClaim, pendingState, scheduledState } from '../prefect/states';
-import type { FlowRun, OrchestrationResult } from '../prefect/types';
+import { type FlowRun, LogLevel, type OrchestrationResult, type WorkPool } from '../prefect/types';
 import { mapLimit } from './concurrency';
 import { restoreDisplacedFinalState } from './displaced-final';
 import { claimMessage, type ReconcileSummary } from './reconcile';
+import { type LaunchSnapshot, type PollReads, snapshotOf } from './snapshot';
 
 /**
  * One poll: heartbeat the pool, take the runs due within the look-ahead window, claim each with the
@@ -22,6 +23,9 @@ export type PollPrefect = Pick<
   | 'setFlowRunState'
   | 'readFlowRun'
   | 'readFlowRunStates'
+  | 'filterDeployments'
+  | 'filterFlows'
+  | 'createFlowRunLogs'
 >;
 
 export interface PollSettings {
@@ -39,6 +43,7 @@ export interface PollDeps {
   startExecution(input: {
     flowRunId: string;
     scheduledStartTime: string;
+    snapshot?: LaunchSnapshot;
   }): Promise<{ alreadyStarted: boolean }>;
   settings: PollSettings;
   /** Cancels this pool's Cancelling runs and sweeps its launches (src/launch/reconcile.ts), before claiming. */
@@ -101,9 +106,19 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
     scheduledBefore,
   });
 
+  const reads = due.length
+    ? await readForLaunch(
+        deps,
+        pool,
+        due.map((d) => d.flow_run),
+        now(),
+      )
+    : undefined;
+  const started: LogLine[] = [];
   const outcomes = await mapLimit(due, settings.concurrency, ({ flow_run }) =>
-    launchOne(deps, flow_run, now(), log.child({ flowRunId: flow_run.id })),
+    launchOne(deps, flow_run, now(), log.child({ flowRunId: flow_run.id }), reads, started),
   );
+  await writeLaunchLogs(deps, started);
   const summary: PollSummary = {
     due: due.length,
     outcomes: {
@@ -123,7 +138,59 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
   return summary;
 }
 
-async function launchOne(deps: PollDeps, run: FlowRun, now: Date, log: Logger): Promise<RunOutcome> {
+type LogLine = Parameters<PollPrefect['createFlowRunLogs']>[0][number];
+
+/**
+ * The deployments and flows of the due runs, one filter call each for the whole poll rather than two reads
+ * per run in Prepare. Should they fail, the runs are still launched: Prepare then reads for itself.
+ */
+async function readForLaunch(
+  deps: PollDeps,
+  workPool: WorkPool,
+  runs: FlowRun[],
+  now: Date,
+): Promise<PollReads | undefined> {
+  const deploymentIds = runs.flatMap((r) => (r.deployment_id ? [r.deployment_id] : []));
+  try {
+    const [deployments, flows] = await Promise.all([
+      deploymentIds.length ? deps.prefect.filterDeployments(deploymentIds) : [],
+      deps.prefect.filterFlows(runs.map((r) => r.flow_id)),
+    ]);
+    return {
+      readAt: now,
+      workPool,
+      deployments: new Map(deployments.map((d) => [d.id, d])),
+      flows: new Map(flows.map((f) => [f.id, f])),
+    };
+  } catch (error) {
+    deps.log.warn("could not read the due runs' deployments and flows; each Prepare reads its own", {
+      error,
+    });
+    return undefined;
+  }
+}
+
+/**
+ * One `POST /logs/` for every run this poll started, instead of one per run: the flow run's log says who
+ * claimed it and when its task starts. A failure loses only these lines.
+ */
+async function writeLaunchLogs(deps: PollDeps, lines: LogLine[]): Promise<void> {
+  if (!lines.length) return;
+  try {
+    await deps.prefect.createFlowRunLogs(lines);
+  } catch (error) {
+    deps.log.warn("could not write the launch lines to the flow runs' logs", { error, runs: lines.length });
+  }
+}
+
+async function launchOne(
+  deps: PollDeps,
+  run: FlowRun,
+  now: Date,
+  log: Logger,
+  reads: PollReads | undefined,
+  started: LogLine[],
+): Promise<RunOutcome> {
   const scheduledStartTime =
     toRfc3339(run.next_scheduled_start_time ?? run.expected_start_time) ?? now.toISOString();
   let claim: OrchestrationResult;
@@ -164,15 +231,24 @@ async function launchOne(deps: PollDeps, run: FlowRun, now: Date, log: Logger): 
     return 'late-claim';
   }
 
+  const snapshot = reads && snapshotOf(run, claim.state, reads);
   try {
     const { alreadyStarted } = await deps.startExecution({
       flowRunId: run.id,
       scheduledStartTime,
+      ...(snapshot ? { snapshot } : {}),
     });
     log.info(alreadyStarted ? 'execution already existed' : 'launch execution started', {
       scheduledStartTime,
+      snapshot: Boolean(snapshot),
     });
-    return alreadyStarted ? 'already-started' : 'started';
+    if (alreadyStarted) return 'already-started';
+    started.push({
+      flowRunId: run.id,
+      level: LogLevel.INFO,
+      message: `${deps.settings.workerName} (prefect-ecs-launcher) claimed this flow run and started its launch execution; its ECS task starts at ${scheduledStartTime}, or at once if that time has passed.`,
+    });
+    return 'started';
   } catch (error) {
     return returnToScheduled(deps, run, scheduledStartTime, error, log);
   }

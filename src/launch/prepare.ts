@@ -7,9 +7,19 @@ import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { LogLevel } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
-import { type RenderJobIo, readRenderSources, renderJob, taskGroupFor } from '../render/render-job';
-import type { BaseJobTemplate, JsonObject, TemplateReferenceReader } from '../render/types';
+import {
+  type RenderJobIo,
+  type RenderSources,
+  readRenderSources,
+  renderJob,
+  renderSourcesOf,
+  taskGroupFor,
+} from '../render/render-job';
+import type { TaskDefinitionInfo } from '../render/run-task-request';
+import type { BaseJobTemplate, FlowRunInfo, JsonObject, TemplateReferenceReader } from '../render/types';
+import { type AwsCache, definitionKey, isFixedRevision } from './aws-cache';
 import { type RunTaskShape, toStepFunctionsRunTask } from './run-task-contract';
+import { usableSnapshot } from './snapshot';
 
 export type PreparePrefect = Pick<
   PrefectClient,
@@ -40,8 +50,20 @@ export interface PrepareDeps {
   prefect: PreparePrefect;
   ecs: ECSClient;
   ec2: Ec2;
+  /** What this warm function remembers of AWS (src/launch/aws-cache.ts). */
+  cache: AwsCache;
   settings: PrepareSettings;
   log: Logger;
+  now?: () => Date;
+}
+
+/** Prepare's event: the execution's state (statemachines/launch.asl.json). */
+export interface PrepareInput {
+  flowRunId: string;
+  /** The poll's reads of the run (src/launch/snapshot.ts); read afresh when absent, stale or not this run's. */
+  snapshot?: unknown;
+  /** Set when RunTask found a reused revision inactive: resolve the task definition from ECS, not the cache. */
+  refreshTaskDefinition: boolean;
 }
 
 /** Prepare's output, at `$.prepared` in the execution: the RunTask request the `.sync` state sends. */
@@ -53,6 +75,11 @@ export interface PreparedLaunch {
   cluster: string;
   taskDefinitionArn: string;
   registered: boolean;
+  /**
+   * The revision came from this function's cache rather than from ECS just now: if RunTask finds it inactive,
+   * the state machine prepares again with `refreshTaskDefinition`.
+   */
+  taskDefinitionCached: boolean;
 }
 
 export { taskGroupFor };
@@ -72,19 +99,102 @@ export function awsRenderIo(references: TemplateReferenceReader, ecs: ECSClient,
 }
 
 /**
+ * `io` answering from `cache` where AWS's answer cannot have changed in a way that matters (see
+ * src/launch/aws-cache.ts): subnets and checked subnet lists always; a task definition when it is a fixed
+ * revision or an equal definition not registered for one run, unless `refresh`. `taskDefinitionCached` tells
+ * whether the revision to run came from the cache.
+ */
+export function cachedRenderIo(
+  io: RenderJobIo,
+  cache: AwsCache,
+  refresh: boolean,
+): { io: RenderJobIo; taskDefinitionCached: () => boolean } {
+  let cached = false;
+  const remember = async (
+    key: string,
+    load: () => Promise<TaskDefinitionInfo>,
+  ): Promise<TaskDefinitionInfo> => {
+    const hit = refresh ? undefined : cache.taskDefinitions.get(key);
+    if (hit) {
+      cached = true;
+      return hit;
+    }
+    const info = await load();
+    cache.taskDefinitions.set(key, { ...info, registered: false });
+    return info;
+  };
+  return {
+    taskDefinitionCached: () => cached,
+    io: {
+      references: io.references,
+      describeTaskDefinition: (ref) =>
+        isFixedRevision(ref)
+          ? remember(`describe ${ref}`, () => io.describeTaskDefinition(ref))
+          : io.describeTaskDefinition(ref),
+      resolveTaskDefinition: (definition, options) =>
+        options.autoDeregister
+          ? io.resolveTaskDefinition(definition, options)
+          : remember(`resolve ${definitionKey(definition)}`, () =>
+              io.resolveTaskDefinition(definition, options),
+            ),
+      discoverSubnets: async (vpcId) => {
+        const key = vpcId ?? 'default VPC';
+        const hit = cache.subnets.get(key);
+        if (hit) return hit;
+        const subnets = await io.discoverSubnets(vpcId);
+        cache.subnets.set(key, subnets);
+        return subnets;
+      },
+      assertSubnetsInVpc: async (vpcId, subnets) => {
+        const key = `${vpcId} has ${[...subnets].sort().join(',')}`;
+        if (cache.subnets.get(key)) return;
+        await io.assertSubnetsInVpc(vpcId, subnets);
+        cache.subnets.set(key, [...subnets]);
+      },
+    },
+  };
+}
+
+/**
  * Renders the job for a claimed flow run and turns it into the RunTask request: the pool's base job template
  * and the deployment / flow-run job variables → task definition (reused when an equal ACTIVE revision
- * exists, else registered) → RunTask request; then labels the run and logs what will be started.
+ * exists, else registered) → RunTask request; then labels the run as the worker does.
+ *
+ * The run, deployment, flow and pool come from the poll's snapshot when it is usable, else from Prefect (and
+ * then the run must still be Pending). The claim message was written by the poll; only a note about tags the
+ * task cannot carry is logged to the run from here.
  */
-export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promise<PreparedLaunch> {
+export async function prepareLaunch(deps: PrepareDeps, input: PrepareInput): Promise<PreparedLaunch> {
   const { prefect, settings, log } = deps;
-  const run = await prefect.readFlowRun(flowRunId);
-  const stateType = run.state?.type ?? run.state_type;
-  if (stateType !== 'PENDING') {
-    throw new FlowRunNotPendingError(`flow run ${flowRunId} is ${run.state_name ?? stateType}, not Pending`);
+  const { flowRunId } = input;
+  const now = deps.now ?? (() => new Date());
+  const snapshot = usableSnapshot(input.snapshot, flowRunId, now());
+  let run: FlowRunInfo;
+  let sources: RenderSources;
+  if (snapshot) {
+    run = snapshot.flowRun;
+    sources = renderSourcesOf(
+      run,
+      { deployment: snapshot.deployment, flow: snapshot.flow, pool: snapshot.workPool },
+      settings.workPool,
+    );
+  } else {
+    const read = await prefect.readFlowRun(flowRunId);
+    const stateType = read.state?.type ?? read.state_type;
+    if (stateType !== 'PENDING') {
+      throw new FlowRunNotPendingError(
+        `flow run ${flowRunId} is ${read.state_name ?? stateType}, not Pending`,
+      );
+    }
+    run = read;
+    sources = await readRenderSources(prefect, run, settings.workPool);
   }
-  const sources = await readRenderSources(prefect, run, settings.workPool);
   const poolName = sources.workPool.name;
+  const aws = cachedRenderIo(
+    awsRenderIo(prefect, deps.ecs, deps.ec2),
+    deps.cache,
+    input.refreshTaskDefinition,
+  );
   const rendered = await renderJob(
     {
       ...sources,
@@ -96,10 +206,9 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
       region: settings.region,
       defaultCluster: settings.defaultCluster,
     },
-    awsRenderIo(prefect, deps.ecs, deps.ec2),
+    aws.io,
   );
   const request = rendered.runTaskRequest;
-  const taskDefinition = { arn: rendered.taskDefinitionArn, registered: rendered.registered };
   const { shape, parameters: runTask, droppedTags } = toStepFunctionsRunTask(request);
 
   const cluster = runTask.Cluster as string;
@@ -109,21 +218,25 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
     'prefect.work-pool.name': poolName,
     ...(sources.workPool.id ? { 'prefect.work-pool.id': sources.workPool.id } : {}),
   });
-  const placement = request.capacityProviderStrategy?.length
-    ? `capacity providers ${request.capacityProviderStrategy.map((c) => c.capacityProvider).join(', ')}`
-    : `launch type ${request.launchType ?? "the cluster's default"}`;
-  const message =
-    `prefect-ecs-launcher will start an ECS task: task definition ${taskDefinition.arn} ` +
-    `(${taskDefinition.registered ? 'registered for this run' : 'reused'}), cluster ${cluster}, ${placement}.` +
-    untaggedNote(droppedTags);
-  await prefect.createFlowRunLogs([{ flowRunId, level: LogLevel.INFO, message }]);
-  log.info('prepared', { flowRunId, taskDefinitionArn: taskDefinition.arn, cluster, shape });
+  const note = untaggedNote(droppedTags);
+  if (note) await prefect.createFlowRunLogs([{ flowRunId, level: LogLevel.WARNING, message: note }]);
+  const taskDefinitionCached = aws.taskDefinitionCached();
+  log.info('prepared', {
+    flowRunId,
+    taskDefinitionArn: rendered.taskDefinitionArn,
+    registered: rendered.registered,
+    taskDefinitionCached,
+    fromSnapshot: Boolean(snapshot),
+    cluster,
+    shape,
+  });
   return {
     shape,
     runTask,
     cluster,
-    taskDefinitionArn: taskDefinition.arn,
-    registered: taskDefinition.registered ?? false,
+    taskDefinitionArn: rendered.taskDefinitionArn,
+    registered: rendered.registered ?? false,
+    taskDefinitionCached,
   };
 }
 
@@ -134,7 +247,7 @@ export async function prepareLaunch(deps: PrepareDeps, flowRunId: string): Promi
 function untaggedNote(tags: { key: string; value: string }[]): string {
   const own = tags.filter((t) => !t.key.startsWith('prefect.io/')).map((t) => t.key);
   if (!own.length) return '';
-  return ` The job's tags (${own.join(', ')}) are not applied to the task: Step Functions' ECS integration does not take tags; put them on the task definition and set propagateTags to TASK_DEFINITION in the pool's task_run_request.`;
+  return `prefect-ecs-launcher: the job's tags (${own.join(', ')}) are not applied to the task: Step Functions' ECS integration does not take tags; put them on the task definition and set propagateTags to TASK_DEFINITION in the pool's task_run_request.`;
 }
 
 /**

@@ -56,6 +56,8 @@ export interface SetStateOptions {
 }
 
 const DEFAULT_LOGGER = 'prefect.flow_runs.worker';
+/** The server's default and largest page for filter routes (PREFECT_API_DEFAULT_LIMIT). */
+const PAGE = 200;
 
 export class PrefectClient implements TemplateReferenceReader {
   /** Cloud returns the worker id from a heartbeat; self-hosted servers answer 204. */
@@ -209,6 +211,30 @@ export class PrefectClient implements TemplateReferenceReader {
   /** `GET /flows/{id}`. */
   readFlow(flowId: string): Promise<Flow> {
     return this.call<Flow>('GET', `/flows/${segment(flowId)}`);
+  }
+
+  /**
+   * `POST /deployments/filter` by id, 200 a page (the server's default limit): many deployments in one call
+   * where a poll would otherwise read each. A deleted deployment is simply absent.
+   */
+  async filterDeployments(ids: readonly string[]): Promise<Deployment[]> {
+    return this.byIds(ids, (any_) =>
+      this.call<Deployment[]>('POST', '/deployments/filter', { deployments: { id: { any_ } }, limit: PAGE }),
+    );
+  }
+
+  /** `POST /flows/filter` by id, 200 a page. */
+  async filterFlows(ids: readonly string[]): Promise<Flow[]> {
+    return this.byIds(ids, (any_) =>
+      this.call<Flow[]>('POST', '/flows/filter', { flows: { id: { any_ } }, limit: PAGE }),
+    );
+  }
+
+  private async byIds<T>(ids: readonly string[], read: (page: string[]) => Promise<T[]>): Promise<T[]> {
+    const unique = [...new Set(ids)];
+    const pages: string[][] = [];
+    for (let i = 0; i < unique.length; i += PAGE) pages.push(unique.slice(i, i + PAGE));
+    return (await Promise.all(pages.map(read))).flat();
   }
 
   /** `POST /flows/`: the flow of that name, created when missing. */

@@ -186,13 +186,23 @@ export async function readRenderSources(
   fallbackPool: string,
 ): Promise<RenderSources> {
   const deployment = run.deployment_id ? await prefect.readDeployment(run.deployment_id) : null;
-  if (run.deployment_id && !deployment) {
-    throw new DeploymentNotFoundError(`Deployment ${run.deployment_id} no longer exists, cancelled run.`);
-  }
   const [flow, pool] = await Promise.all([
     prefect.readFlow(run.flow_id),
     prefect.readWorkPool(run.work_pool_name ?? fallbackPool),
   ]);
+  return renderSourcesOf(run, { deployment, flow, pool }, fallbackPool);
+}
+
+/** `readRenderSources` from what the caller has already read (a poll's snapshot of the run). */
+export function renderSourcesOf(
+  run: Pick<FlowRunInfo, 'deployment_id'>,
+  read: { deployment: DeploymentInfo | null; flow: FlowInfo; pool: WorkPoolInfo | null },
+  fallbackPool: string,
+): RenderSources {
+  const { deployment, flow, pool } = read;
+  if (run.deployment_id && !deployment) {
+    throw new DeploymentNotFoundError(`Deployment ${run.deployment_id} no longer exists, cancelled run.`);
+  }
   const template = hasJobConfiguration(pool?.base_job_template)
     ? pool.base_job_template
     : (defaultBaseJobTemplate as unknown as BaseJobTemplate);

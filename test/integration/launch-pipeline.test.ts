@@ -4,7 +4,12 @@ import {
   DescribeVpcsCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import { DescribeTaskDefinitionCommand, ECSClient, type Task } from '@aws-sdk/client-ecs';
+import {
+  DeregisterTaskDefinitionCommand,
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  type Task,
+} from '@aws-sdk/client-ecs';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { describeTask, runTask } from '../../src/aws/ecs';
@@ -62,8 +67,34 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     expect(view.infrastructure_pid).toBe(`${task.clusterArn}::${task.taskArn}`);
     expect(view.labels).toMatchObject({ 'prefect.worker.type': 'ecs' });
     expect((await logsOf(run.id)).join('\n')).toMatch(
-      /will start an ECS task: task definition arn:aws:ecs:.*cluster/,
+      /claimed this flow run and started its launch execution; its ECS task starts at /,
     );
+  });
+
+  it('reuses the revision it found for the previous run, and prepares afresh when that revision was deregistered', async () => {
+    const { cluster, deploymentId, stateMachineArn, rt } = await launcher();
+    const first = await scheduleFlowRun(deploymentId);
+    expect((await pollAndRun(rt, stateMachineArn)).get(first.id)?.status).toBe('SUCCEEDED');
+    const [task] = (await tasksOf(cluster)) as [Task];
+    const revision = task.taskDefinitionArn as string;
+    await ecsClient.send(new DeregisterTaskDefinitionCommand({ taskDefinition: revision }));
+
+    const second = await scheduleFlowRun(deploymentId);
+    const requested: (string | undefined)[] = [];
+    const ecs: EcsTaskApi = {
+      runTask: (request) => {
+        requested.push(request.taskDefinition);
+        return runTask(rt.aws.ecs, request);
+      },
+      describeTask: (c, arn) => describeTask(rt.aws.ecs, c, arn),
+    };
+    expect((await pollAndRun(rt, stateMachineArn, ecs)).get(second.id)?.status).toBe('SUCCEEDED');
+    // The cache answered the deregistered revision; RunTask refused it; Prepare ran again without the cache
+    // and registered the next revision.
+    expect(requested).toEqual([revision, revision.replace(/:1$/, ':2')]);
+    const secondTask = (await tasksOf(cluster)).find((t) => t.group === `prefect-flow-run:${second.id}`);
+    expect(secondTask?.taskDefinitionArn).toBe(revision.replace(/:1$/, ':2'));
+    expect((await flowRun(second.id)).infrastructure_pid).toContain(secondTask?.taskArn);
   });
 
   it('passes a secret credential to the container only as an ECS secret, with the launcher default execution role', async () => {

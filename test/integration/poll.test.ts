@@ -39,9 +39,17 @@ describe('poll against the real Prefect server and moto Step Functions', () => {
     const started = await executions(stateMachineArn);
     expect(started.map((e) => e.name).sort()).toEqual(due.map((r) => r.id).sort());
     const first = await sfn.send(new DescribeExecutionCommand({ executionArn: started[0]?.executionArn }));
-    expect(JSON.parse(first.input ?? '{}')).toEqual({
+    expect(JSON.parse(first.input ?? '{}')).toMatchObject({
       flowRunId: first.name,
       scheduledStartTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      // What Prepare renders from, read once by this poll (src/launch/snapshot.ts).
+      snapshot: {
+        readAt: expect.any(String),
+        flowRun: { id: first.name, deployment_id: deploymentId, state_type: 'PENDING' },
+        deployment: { id: deploymentId, work_pool_name: pool },
+        flow: { id: expect.any(String) },
+        workPool: { name: pool, type: 'ecs' },
+      },
     });
 
     const again = await runPoll(rt);

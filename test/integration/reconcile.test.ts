@@ -27,6 +27,7 @@ type FlowRunView = {
   start_time: string | null;
   infrastructure_pid: string | null;
   state: { message: string | null };
+  labels?: Record<string, unknown>;
 };
 
 const ecsClient = new ECSClient(awsTestConfig());
@@ -184,19 +185,11 @@ describe('cancellation: a run cancelled in any phase of its launch ends Cancelle
     await runPoll(rt);
     const exec = localExecutor(rt, stateMachineArn);
     expect(await exec.pickUp()).toBe(1);
-    // Prepared (its labels and log line are written), now in the Wait state.
+    // Prepared (its labels are written last), now in the Wait state.
     await until(
       'Prepare',
       () => flowRun(run.id),
-      (r) => r.state_type === 'PENDING',
-    );
-    await until(
-      'the prepare log line',
-      () =>
-        prefectRaw<{ message: string }[]>('POST', '/logs/filter', {
-          logs: { flow_run_id: { any_: [run.id] } },
-        }),
-      (logs) => logs.some((l) => l.message.startsWith('prefect-ecs-launcher will start an ECS task')),
+      (r) => r.state_type === 'PENDING' && r.labels?.['prefect.work-pool.name'] !== undefined,
     );
     await cancel(run.id);
 

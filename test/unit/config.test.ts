@@ -225,6 +225,7 @@ describe('parseConfig', () => {
         LAUNCHER_CONCURRENCY: '16',
         LAUNCHER_CANCEL_GRACE_SECONDS: '0',
         LAUNCHER_SWEEP_SETTLE_SECONDS: '15',
+        LAUNCHER_AWS_CACHE_SECONDS: '0',
         AWS_REGION: 'eu-west-1',
         AWS_DEFAULT_REGION: 'us-east-1',
       }),
@@ -250,6 +251,7 @@ describe('parseConfig', () => {
       concurrency: 16,
       cancelGraceSeconds: 0,
       sweepSettleSeconds: 15,
+      awsCacheSeconds: 0,
       region: 'eu-west-1',
     });
   });
@@ -265,6 +267,7 @@ describe('parseConfig', () => {
       concurrency: 8,
       cancelGraceSeconds: 240,
       sweepSettleSeconds: 120,
+      awsCacheSeconds: 300,
       region: 'us-east-2',
     });
     expect(parseConfig(env()).region).toBeUndefined();
@@ -310,6 +313,7 @@ describe('parseConfig', () => {
     ['LAUNCHER_CONCURRENCY', '8 threads', 1, 64],
     ['LAUNCHER_CANCEL_GRACE_SECONDS', '-5', 0, 86400],
     ['LAUNCHER_SWEEP_SETTLE_SECONDS', '4000', 0, 3600],
+    ['LAUNCHER_AWS_CACHE_SECONDS', '7200', 0, 3600],
     ['LAUNCHER_HTTP_TIMEOUT_SECONDS', '30s', 1, 300],
   ])('rejects %s = %j', (name, value, min, max) => {
     expect(configError(() => parseConfig(env({ [name]: value }))).message).toBe(

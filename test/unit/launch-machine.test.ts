@@ -52,7 +52,7 @@ const request = {
 /** Prepare's output for `request`, as src/launch/prepare.ts makes it. */
 const prepared = (() => {
   const { shape, parameters } = toStepFunctionsRunTask(structuredClone(request) as never);
-  return { shape, runTask: parameters };
+  return { shape, runTask: parameters, taskDefinitionCached: false };
 })();
 
 function machine(ecs: EcsTaskApi, prepare: (i: unknown) => Promise<unknown> = async () => prepared) {
@@ -239,5 +239,64 @@ describe('launch state machine, executed locally', () => {
     expect(result).toMatchObject({ status: 'FAILED', error: 'States.DataLimitExceeded' });
     expect(ecs.calls).toHaveLength(1);
     expect(crashes).toEqual([]);
+  });
+
+  describe('a cached task definition revision found inactive', () => {
+    // ECS's answer to RunTask with a deregistered revision (DefangLabs/defang#775 quotes it from AWS).
+    const inactive = () => named('InvalidParameterException', 'TaskDefinition is inactive');
+
+    function preparing(cached: boolean) {
+      const inputs: Record<string, unknown>[] = [];
+      const prepare = async (i: unknown) => {
+        inputs.push(i as Record<string, unknown>);
+        return { ...prepared, taskDefinitionCached: cached && inputs.length === 1 };
+      };
+      return { inputs, prepare };
+    }
+
+    it('prepares once more without the cache and runs the task', async () => {
+      const ecs = scriptedEcs([inactive(), started]);
+      const p = preparing(true);
+      const { m, crashes } = machine(ecs.api, p.prepare);
+      const result = await m.start('inactive-1', { ...input(), snapshot: { readAt: 'x' } }).result;
+      expect(result.status).toBe('SUCCEEDED');
+      expect(ecs.calls).toHaveLength(2);
+      expect(p.inputs).toHaveLength(2);
+      expect(p.inputs[0]).toMatchObject({ snapshot: { readAt: 'x' } });
+      expect(p.inputs[0]).not.toHaveProperty('refreshTaskDefinition');
+      expect(p.inputs[1]).toMatchObject({ refreshTaskDefinition: true, snapshot: { readAt: 'x' } });
+      expect(crashes).toEqual([]);
+    });
+
+    it('crashes the run when the refreshed revision fails too', async () => {
+      const ecs = scriptedEcs([inactive()]);
+      const p = preparing(true);
+      const { m, crashes } = machine(ecs.api, p.prepare);
+      const result = await m.start('inactive-2', input()).result;
+      expect(result.status).toBe('FAILED');
+      expect(p.inputs).toHaveLength(2);
+      expect(ecs.calls).toHaveLength(2);
+      expect(crashes).toHaveLength(1);
+      expect(crashes[0]).toMatchObject({ error: { Cause: 'TaskDefinition is inactive' } });
+    });
+
+    it('crashes at once when the revision was not from the cache', async () => {
+      const ecs = scriptedEcs([inactive()]);
+      const p = preparing(false);
+      const { m, crashes } = machine(ecs.api, p.prepare);
+      await m.start('inactive-3', input()).result;
+      expect(p.inputs).toHaveLength(1);
+      expect(ecs.calls).toHaveLength(1);
+      expect(crashes).toHaveLength(1);
+    });
+
+    it('crashes at once on any other RunTask failure of a cached revision', async () => {
+      const ecs = scriptedEcs([named('ClusterNotFoundException', 'Cluster not found.')]);
+      const p = preparing(true);
+      const { m, crashes } = machine(ecs.api, p.prepare);
+      await m.start('inactive-4', input()).result;
+      expect(p.inputs).toHaveLength(1);
+      expect(crashes).toHaveLength(1);
+    });
   });
 });

@@ -161,7 +161,8 @@ export function awsFaults(doomed: { startExecution: Set<string>; capacity: Set<s
     {
       name: 'EC2 503',
       action: /^Describe(Vpcs|Subnets|SecurityGroups)$/,
-      probability: 0.03,
+      // Prepare asks EC2 once per warm container (src/launch/aws-cache.ts), so each ask is hit more often.
+      probability: 0.3,
       fault: { kind: 'status', status: 503, body: '' },
     },
     { name: 'AWS slow answer', probability: 0.03, fault: { kind: 'delay', ms: 300 } },
