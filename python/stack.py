@@ -1,5 +1,8 @@
 """Runs a real Prefect server and a moto server on loopback for the tests and the local stack.
 
+With --postgres, the Prefect server's database is a PostgreSQL cluster of its own (Debian's packages,
+Prefect's recommended production database), created in a temporary directory and removed on exit.
+
 Prints one JSON line on stdout once both are healthy (only moto with --no-prefect; prefectApiUrl is then null):
   {"prefectApiUrl": ..., "motoUrl": ..., "versions": {...}, "prefectHome": ...}
 then stays up until its standard input closes (the parent exited, however it exited) or it gets
@@ -54,6 +57,83 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def postgres_bindir() -> Path:
+    """The newest PostgreSQL server installed from Debian's packages (/usr/lib/postgresql/<major>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).parent
+    raise SystemExit(
+        "stack: --postgres needs PostgreSQL's server programs (initdb, pg_ctl); "
+        "install Debian's postgresql package"
+    )
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on loopback: initdb, start, a `prefect` database; `stop` ends it.
+
+    PostgreSQL refuses to run as root, so as root the cluster is owned and run by the `postgres` user that
+    Debian's package creates.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.bindir = postgres_bindir()
+        self.data = home / "pgdata"
+        self.port = free_port()
+        self.log = home / "postgres.log"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise SystemExit("stack: --postgres as root needs the `postgres` user of Debian's postgresql package")
+            self.as_user = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}", "--init-groups"]
+            self.data.mkdir(mode=0o700)
+            os.chown(self.data, owner.pw_uid, owner.pw_gid)
+            os.chmod(home, 0o755)
+            self.log.touch()
+            os.chown(self.log, owner.pw_uid, owner.pw_gid)
+
+    def run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bindir / program), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+
+    def start(self) -> str:
+        try:
+            self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+            # Sized for the benchmark's load; fsync off because the cluster is thrown away after one run.
+            options = f"-p {self.port} -h 127.0.0.1 -k {self.data} -c max_connections=200 -c fsync=off"
+            self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+            self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "prefect")
+        except subprocess.CalledProcessError as exc:
+            self.stop()
+            raise SystemExit(f"stack: PostgreSQL failed ({exc.cmd[len(self.as_user)]}): {exc.stderr.decode()}\n{tail(self.log)}")
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/prefect"
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+            )
+
+    def version(self) -> str:
+        out = subprocess.run([str(self.bindir / "postgres"), "--version"], capture_output=True, text=True)
+        return out.stdout.split()[2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prefect-port", type=int, default=0)
@@ -61,6 +141,7 @@ def main() -> None:
     parser.add_argument("--ui", action="store_true", help="serve the Prefect UI")
     parser.add_argument("--home", help="PREFECT_HOME to keep (default: a temporary one, removed on exit)")
     parser.add_argument("--no-prefect", action="store_true", help="start only moto (the caller has a Prefect API)")
+    parser.add_argument("--postgres", action="store_true", help="the Prefect server on a PostgreSQL of its own")
     args = parser.parse_args()
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="prefect-ecs-launcher-"))
@@ -82,6 +163,15 @@ def main() -> None:
     # The Step Functions interpreter inside moto calls back to moto on MOTO_PORT.
     moto_env = {**os.environ, "MOTO_PORT": str(moto_port)}
 
+    postgres = Postgres(home) if args.postgres and not args.no_prefect else None
+    if postgres:
+        try:
+            prefect_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = postgres.start()
+        except SystemExit:
+            if not args.home:
+                shutil.rmtree(home, ignore_errors=True)
+            raise
+
     prefect_log = home / "prefect-server.log"
     moto_log = home / "moto-server.log"
     procs: list[subprocess.Popen] = []
@@ -95,6 +185,8 @@ def main() -> None:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if postgres:
+            postgres.stop()
         if not args.home:
             shutil.rmtree(home, ignore_errors=True)
         os._exit(0)
@@ -154,6 +246,7 @@ def main() -> None:
                     "prefect-aws": prefect_aws_version,
                     "moto": moto.__version__,
                     "python": sys.version.split()[0],
+                    "database": f"PostgreSQL {postgres.version()}" if postgres else "SQLite",
                 },
             }
         ),

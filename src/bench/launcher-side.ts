@@ -9,7 +9,7 @@ import { taskStateChangeEvent } from '../local/ecs-events';
 import { type ExecutionResult, LocalLaunchMachine } from '../local/launch-machine';
 import type { EcsTaskApi } from '../local/run-task-sync';
 import { createRuntime } from '../runtime';
-import { BENCH_AWS, type RunningSide, type Side, type SideContext } from './side';
+import { BENCH_AWS, type RunningSide, type Side, type SideContext, type SideUsage } from './side';
 
 /** At most `limit` calls of the returned wrapper run at once; the rest wait in order. */
 export function limiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
@@ -82,6 +82,23 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
     }
   };
   const reports = new Set<Promise<unknown>>();
+  // Each function invocation's duration, as Lambda would bill it (measured here, in-process).
+  const usage: SideUsage = {
+    busyPolls: { count: 0, totalMs: 0 },
+    prepare: { count: 0, totalMs: 0 },
+    report: { count: 0, totalMs: 0 },
+    transitions: 0,
+    idlePollsMs: [],
+  };
+  const timed = async <T>(fn: 'prepare' | 'report', call: () => Promise<T>) => {
+    const began = performance.now();
+    try {
+      return await call();
+    } finally {
+      usage[fn].count += 1;
+      usage[fn].totalMs += performance.now() - began;
+    }
+  };
   const ecs: EcsTaskApi = {
     runTask: async (request) => {
       const out = await runTask(rt.aws.ecs, request);
@@ -90,7 +107,9 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
         // The PENDING event EventBridge sends the report function once the task exists; asynchronous on
         // AWS, so it never delays the execution.
         const event = taskStateChangeEvent({ ...task, lastStatus: 'PENDING' }, rt.region);
-        const report = runReport(rt, parseTaskStateChangeEvent(event)).catch((err) => note('report', err));
+        const report = timed('report', () => runReport(rt, parseTaskStateChangeEvent(event))).catch((err) =>
+          note('report', err),
+        );
         reports.add(report);
         void report.finally(() => reports.delete(report));
       }
@@ -105,7 +124,7 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
   };
   const limit = limiter(prepareConcurrency);
   const machine = new LocalLaunchMachine({
-    prepare: (input) => limit(() => runPrepare(rt, parsePrepareEvent(input))),
+    prepare: (input) => limit(() => timed('prepare', () => runPrepare(rt, parsePrepareEvent(input)))),
     crash: (input) => runCrash(rt, parseCrashEvent(input)),
     ecs,
   });
@@ -122,8 +141,9 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
       if (handlerContext.commandName === 'StartExecutionCommand' && name && input) {
         const execution = machine
           .start(name, JSON.parse(input))
-          .result.then(async ({ status, error }) => {
+          .result.then(async ({ status, error, transitions }) => {
             ended.set(name, { status, stopDate: new Date() });
+            usage.transitions += transitions;
             if (status === 'FAILED') note('execution', new Error(error));
             await stopExecution(sfn, executionArnFor(stateMachineArn, name), `ended locally: ${status}`);
           })
@@ -144,8 +164,15 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
   const facts: Record<string, number> = { polls: 0, 'polls running at once (most)': 0 };
   // Fixed rate, overlapping when a poll outlasts the interval, as EventBridge invokes the poll function.
   const firePoll = () => {
+    const began = performance.now();
     const poll = runPoll(rt, { aws: withLocalExecutions })
       .then((summary) => {
+        const ms = performance.now() - began;
+        if (summary.due === 0) usage.idlePollsMs.push(ms);
+        else {
+          usage.busyPolls.count += 1;
+          usage.busyPolls.totalMs += ms;
+        }
         for (const [outcome, count] of Object.entries(summary.outcomes)) {
           facts[`poll outcome: ${outcome}`] = (facts[`poll outcome: ${outcome}`] ?? 0) + count;
         }
@@ -163,6 +190,7 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
     failure: () => undefined,
     problems: () => [...problems],
     facts: () => ({ ...facts }),
+    usage: () => structuredClone(usage),
     stop: async () => {
       clearInterval(pollTimer);
       await Promise.all(polls);

@@ -4,12 +4,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOAD_TEST_PREFECT_ENV, startLocalStack } from '../local/stack';
 import { holdMotoTasksRunning } from '../local/task-runner';
+import { type Bill, launcherBill, PRICES, workerBill } from './bill';
 import { type BundleResult, measureBundles } from './bundles';
 import { latenessChart } from './chart';
 import { launcherSide } from './launcher-side';
 import { runScenario, type ScenarioResult } from './scenario';
 import type { Side } from './side';
-import { formatTable, seconds } from './stats';
+import { formatTable, percentile, seconds } from './stats';
 import { workerSide } from './worker-side';
 
 /**
@@ -20,7 +21,7 @@ import { workerSide } from './worker-side';
 
 const root = path.resolve(__dirname, '..', '..');
 const USAGE =
-  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--out DIR]';
+  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--database postgres|sqlite] [--out DIR]';
 
 export interface BenchOptions {
   sizes: number[];
@@ -30,6 +31,8 @@ export interface BenchOptions {
   leadSeconds: number | undefined;
   prepareConcurrency: number;
   sides: string[];
+  /** The Prefect server's database: PostgreSQL (production-like, the default) or SQLite in memory. */
+  database: 'postgres' | 'sqlite';
   out: string;
 }
 
@@ -52,6 +55,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       lead: { type: 'string' },
       'prepare-concurrency': { type: 'string' },
       sides: { type: 'string' },
+      database: { type: 'string' },
       out: { type: 'string' },
     },
   });
@@ -59,6 +63,10 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const sides = (values.sides ?? 'launcher,worker').split(',').map((s) => s.trim());
   for (const side of sides) {
     if (side !== 'launcher' && side !== 'worker') throw new Error(`unknown side ${side}\n${USAGE}`);
+  }
+  const database = values.database ?? 'postgres';
+  if (database !== 'postgres' && database !== 'sqlite') {
+    throw new Error(`--database must be postgres or sqlite, got ${database}\n${USAGE}`);
   }
   return {
     sizes: sizes.map(Math.round),
@@ -68,6 +76,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     leadSeconds: values.lead === undefined ? undefined : positive('lead', values.lead, 0),
     prepareConcurrency: Math.round(positive('prepare-concurrency', values['prepare-concurrency'], 32)),
     sides,
+    database,
     out: path.resolve(values.out ?? path.join(root, 'docs')),
   };
 }
@@ -85,7 +94,8 @@ export function resultsTable(results: readonly ScenarioResult[]): string {
       'early',
       'Prefect/run',
       'AWS/run',
-      'transitions/run',
+      'states/run',
+      'SFN transitions/run',
     ],
     ...results.map((r) => [
       r.side,
@@ -99,23 +109,47 @@ export function resultsTable(results: readonly ScenarioResult[]): string {
       r.prefect.perRun.toFixed(1),
       r.aws.perRun.toFixed(1),
       r.transitions.perRun.toFixed(1),
+      r.stepFunctionsTransitionsPerRun.toFixed(1),
     ]),
   ];
   return formatTable(rows);
 }
 
+/** Each side's estimated bill per N (src/bench/bill.ts); the launcher's from what this N measured. */
+export function billOf(result: ScenarioResult, bundles: readonly BundleResult[], pollsPerHour: number): Bill {
+  if (!result.usage) return workerBill();
+  const { usage } = result;
+  const idle = usage.idlePollsMs.length ? percentile(usage.idlePollsMs, 50) : 0;
+  return launcherBill({
+    runs: result.runs,
+    memoryMb: Math.max(...bundles.map((b) => b.memoryMb)),
+    busyPolls: usage.busyPolls,
+    prepare: usage.prepare,
+    report: usage.report,
+    transitions: usage.transitions,
+    idlePollMs: idle,
+    pollsPerHour,
+  });
+}
+
+export function billTable(results: readonly ScenarioResult[], bills: readonly Bill[]): string {
+  const usd = (n: number) => `$${n.toFixed(n < 1 ? 4 : 2)}`;
+  return formatTable([
+    ['side', 'runs', 'per 1,000 runs', 'per idle month'],
+    ...results.map((r, i) => [
+      r.side,
+      String(r.runs),
+      usd(bills[i]?.per1000Runs ?? 0),
+      usd(bills[i]?.idleMonth ?? 0),
+    ]),
+  ]);
+}
+
 export function bundlesTable(bundles: readonly BundleResult[]): string {
   const kib = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
   return formatTable([
-    ['handler', 'bundle js', 'source map', 'zip', 'minified js', 'cold import (median)'],
-    ...bundles.map((b) => [
-      b.handler,
-      kib(b.jsBytes),
-      kib(b.mapBytes),
-      kib(b.zipBytes),
-      kib(b.minifiedBytes),
-      `${b.coldImportMs.toFixed(0)} ms`,
-    ]),
+    ['function', 'zip', 'js', 'cold import (median)'],
+    ...bundles.map((b) => [b.handler, kib(b.zipBytes), kib(b.jsBytes), `${b.coldImportMs.toFixed(0)} ms`]),
   ]);
 }
 
@@ -125,11 +159,16 @@ export async function bench(options: BenchOptions, print: (line: string) => void
     name === 'launcher' ? launcherSide({ prepareConcurrency: options.prepareConcurrency }) : workerSide(),
   );
   // Before the servers start, so that the import times are not measured under their load.
-  print('measuring the Lambda bundles…');
+  print('packaging and measuring the Lambda functions…');
   const bundles = await measureBundles();
 
-  print('starting a Prefect server and moto…');
-  const stack = await startLocalStack({ env: LOAD_TEST_PREFECT_ENV });
+  print(
+    `starting a Prefect server on ${options.database === 'postgres' ? 'PostgreSQL' : 'SQLite'} and moto…`,
+  );
+  const stack = await startLocalStack({
+    env: LOAD_TEST_PREFECT_ENV,
+    postgres: options.database === 'postgres',
+  });
   const results: ScenarioResult[] = [];
   try {
     // moto advances a task one status per DescribeTasks; held RUNNING, no launched task stops during the
@@ -160,6 +199,8 @@ export async function bench(options: BenchOptions, print: (line: string) => void
     await stack.stop();
   }
 
+  // The deployed schedule polls once a minute (serverless.yml scheduleRate).
+  const bills = results.map((r) => billOf(r, bundles, 60));
   const cpus = os.cpus();
   const report = {
     date: new Date().toISOString(),
@@ -184,6 +225,8 @@ export async function bench(options: BenchOptions, print: (line: string) => void
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
     bundles,
     results,
+    prices: PRICES,
+    bills: results.map((r, i) => ({ side: r.side, runs: r.runs, ...bills[i] })),
   };
   fs.mkdirSync(options.out, { recursive: true });
   fs.writeFileSync(path.join(options.out, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -199,6 +242,11 @@ export async function bench(options: BenchOptions, print: (line: string) => void
   print(resultsTable(results));
   print('');
   print(bundlesTable(bundles));
+  print('');
+  print(
+    `estimated AWS bill, USD (${PRICES.region} on-demand prices of ${PRICES.readOn}; src/bench/bill.ts):`,
+  );
+  print(billTable(results, bills));
   for (const r of results.filter((r) => r.problems.length)) {
     print(`\n${r.side}, ${r.runs} runs, went on after: ${r.problems.join('; ')}`);
   }

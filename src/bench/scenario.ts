@@ -3,7 +3,7 @@ import { createCluster, createEcsClient, describeTasks } from '../aws/ecs';
 import { parseInfrastructurePid } from '../launch/reconcile';
 import { type ProxyRecord, startProxy } from '../local/proxy';
 import { arrangePool, benchPrefect, readRuns, readStateHistories, scheduleRuns } from './arrange';
-import { BENCH_AWS, type RunningSide, type Side } from './side';
+import { BENCH_AWS, type RunningSide, type Side, type SideUsage } from './side';
 import {
   flowRunIdOfRunTask,
   isWebSocketRoute,
@@ -48,7 +48,12 @@ export interface ScenarioResult {
   aws: CallCounts;
   /** WebSocket handshakes (the worker's channel and events stream), which the counting proxy cannot carry. */
   websocketAttempts: number;
+  /** Prefect state transitions per run, and each run's sequence of states. */
   transitions: { perRun: number; sequences: Record<string, number> };
+  /** Step Functions state transitions per run (the launcher's executions; 0 for the worker). */
+  stepFunctionsTransitionsPerRun: number;
+  /** The launcher's invocations and transitions (src/bench/bill.ts); absent for the worker. */
+  usage?: SideUsage;
   problems: string[];
   /** What the side told of its own work (the launcher's poll outcomes). */
   facts: Record<string, number>;
@@ -162,6 +167,8 @@ export async function runScenario(
     const problems = running.problems();
     const facts = running.facts();
     await running.stop();
+    // Read after stop: the last executions have ended and counted their transitions.
+    const usage = running.usage?.();
     running = undefined;
 
     const lateness = ids.map((id) => ((at.get(id) as number) - (scheduled.get(id) as number)) / 1000);
@@ -197,6 +204,8 @@ export async function runScenario(
       aws: counts(awsRecords, runs),
       websocketAttempts: websocket.length,
       transitions: { perRun: transitions, sequences: tally(sequences) },
+      stepFunctionsTransitionsPerRun: (usage?.transitions ?? 0) / runs,
+      ...(usage ? { usage } : {}),
       problems,
       facts,
       elapsedSeconds: (Date.now() - began) / 1000,

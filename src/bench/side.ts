@@ -20,8 +20,20 @@ export interface RunningSide {
   problems(): string[];
   /** What the side can tell of its own work (e.g. the launcher's poll outcomes), for the results. */
   facts(): Record<string, number>;
+  /** The launcher's function invocations and state transitions, for its bill (src/bench/bill.ts). */
+  usage?(): SideUsage;
   /** Stops polling and launching; resolves once nothing of it runs any more. */
   stop(): Promise<void>;
+}
+
+export interface SideUsage {
+  /** Polls that found runs due; the others are idle polls. */
+  busyPolls: { count: number; totalMs: number };
+  prepare: { count: number; totalMs: number };
+  report: { count: number; totalMs: number };
+  transitions: number;
+  /** Durations of the polls that found nothing due, in ms. */
+  idlePollsMs: number[];
 }
 
 export interface Side {

@@ -53,12 +53,18 @@ export class TtlCache<V> {
 export interface AwsCache {
   subnets: TtlCache<string[]>;
   taskDefinitions: TtlCache<TaskDefinitionInfo>;
+  /**
+   * Lookups under way, by key: concurrent Prepares in one process (the local stack runs many at once; a
+   * Lambda container runs one at a time) share one AWS call instead of each making its own.
+   */
+  inFlight: Map<string, Promise<unknown>>;
 }
 
 export function createAwsCache(ttlSeconds: number, now?: () => number): AwsCache {
   return {
     subnets: new TtlCache(ttlSeconds * 1000, 100, now),
     taskDefinitions: new TtlCache(ttlSeconds * 1000, 500, now),
+    inFlight: new Map(),
   };
 }
 

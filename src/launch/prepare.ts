@@ -119,9 +119,31 @@ export function cachedRenderIo(
       cached = true;
       return hit;
     }
-    const info = await load();
-    cache.taskDefinitions.set(key, { ...info, registered: false });
-    return info;
+    // A lookup already under way for an equal definition is joined: its revision is as fresh as our own.
+    const pending = refresh ? undefined : cache.inFlight.get(key);
+    if (pending) return { ...(await (pending as Promise<TaskDefinitionInfo>)), registered: false };
+    const loading = load();
+    cache.inFlight.set(key, loading);
+    try {
+      const info = await loading;
+      cache.taskDefinitions.set(key, { ...info, registered: false });
+      return info;
+    } finally {
+      cache.inFlight.delete(key);
+    }
+  };
+  const once = async <T>(key: string, load: () => Promise<T>, keep: (value: T) => void): Promise<T> => {
+    const pending = cache.inFlight.get(key);
+    if (pending) return pending as Promise<T>;
+    const loading = load();
+    cache.inFlight.set(key, loading);
+    try {
+      const value = await loading;
+      keep(value);
+      return value;
+    } finally {
+      cache.inFlight.delete(key);
+    }
   };
   return {
     taskDefinitionCached: () => cached,
@@ -138,18 +160,23 @@ export function cachedRenderIo(
               io.resolveTaskDefinition(definition, options),
             ),
       discoverSubnets: async (vpcId) => {
-        const key = vpcId ?? 'default VPC';
+        const key = `subnets of ${vpcId ?? 'the default VPC'}`;
         const hit = cache.subnets.get(key);
         if (hit) return hit;
-        const subnets = await io.discoverSubnets(vpcId);
-        cache.subnets.set(key, subnets);
-        return subnets;
+        return once(
+          key,
+          () => io.discoverSubnets(vpcId),
+          (subnets) => cache.subnets.set(key, subnets),
+        );
       },
       assertSubnetsInVpc: async (vpcId, subnets) => {
         const key = `${vpcId} has ${[...subnets].sort().join(',')}`;
         if (cache.subnets.get(key)) return;
-        await io.assertSubnetsInVpc(vpcId, subnets);
-        cache.subnets.set(key, [...subnets]);
+        await once(
+          key,
+          () => io.assertSubnetsInVpc(vpcId, subnets),
+          () => cache.subnets.set(key, [...subnets]),
+        );
       },
     },
   };

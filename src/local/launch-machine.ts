@@ -18,6 +18,11 @@ export interface ExecutionResult {
   /** A failed execution's error name and cause, as DescribeExecution reports them. */
   error?: string;
   cause?: string;
+  /**
+   * State transitions, as Step Functions bills them for a Standard workflow: each state entered and each
+   * retry of one (https://aws.amazon.com/step-functions/pricing/).
+   */
+  transitions: number;
 }
 
 const RUN_TASK_SYNC = 'arn:aws:states:::ecs:runTask.sync';
@@ -90,17 +95,34 @@ export class LocalLaunchMachine {
           : { retryIntervalOverrides: { Prepare: retry, Crash: retry, ...withRunTask(retry) } }),
       },
     });
+    // The event log closes with the execution's end, whatever it is.
+    const transitions = (async () => {
+      let count = 0;
+      for await (const event of execution.eventLogs) {
+        if (event.type === 'StateEntered' || event.type === 'StateRetried') count += 1;
+      }
+      return count;
+    })();
     const result = execution.result.then(
-      (output): ExecutionResult => ({ status: 'SUCCEEDED', output }),
+      async (output): Promise<ExecutionResult> => ({
+        status: 'SUCCEEDED',
+        output,
+        transitions: await transitions,
+      }),
       async (error: unknown): Promise<ExecutionResult> => {
         if (error instanceof ExecutionAbortedError) {
           await runTaskCall;
-          return { status: 'ABORTED' };
+          return { status: 'ABORTED', transitions: await transitions };
         }
         if (error instanceof ExecutionError) {
           // The state's own error: a Fail state's, or one no Retry or Catch handled (or could).
           const caught = error.cause instanceof Error ? error.cause : error;
-          return { status: 'FAILED', error: caught.name, cause: caught.message };
+          return {
+            status: 'FAILED',
+            error: caught.name,
+            cause: caught.message,
+            transitions: await transitions,
+          };
         }
         throw error;
       },

@@ -43,10 +43,12 @@ export const LOAD_TEST_PREFECT_ENV: Record<string, string> = {
  * as its stdin stays open, so the servers go away with this process even when it is killed.
  */
 export function startLocalStack(
-  options: { ui?: boolean; home?: string; env?: Record<string, string> } = {},
+  options: { ui?: boolean; home?: string; env?: Record<string, string>; postgres?: boolean } = {},
 ): Promise<RunningStack> {
   const args: string[] = [];
   if (options.ui) args.push('--ui');
+  // A PostgreSQL cluster of its own for the server's database (python/stack.py), in place of SQLite.
+  if (options.postgres) args.push('--postgres');
   if (options.home) args.push('--home', options.home);
   return spawnStack<LocalStack>(args, options.env);
 }

@@ -134,6 +134,7 @@ describe('resultsTable', () => {
       prefect: { total: 84, perRun: 8.4, by: {}, errors: {} },
       aws: { total: 40, perRun: 4, by: {}, errors: {} },
       transitions: { perRun: 2, sequences: {} },
+      stepFunctionsTransitionsPerRun: 0,
     } as unknown as ScenarioResult;
     const [, , row] = resultsTable([result]).split('\n');
     expect(row?.split(/\s+/)).toEqual([
@@ -148,6 +149,7 @@ describe('resultsTable', () => {
       '8.4',
       '4.0',
       '2.0',
+      '0.0',
     ]);
   });
 });
@@ -157,7 +159,12 @@ describe('parseBenchArgs', () => {
     const options = parseBenchArgs([]);
     expect(options.sizes).toEqual([10, 100, 1000]);
     expect(options.sides).toEqual(['launcher', 'worker']);
-    expect(options).toMatchObject({ pollSeconds: 10, lookaheadSeconds: 10, windowSeconds: 30 });
+    expect(options).toMatchObject({
+      pollSeconds: 10,
+      lookaheadSeconds: 10,
+      windowSeconds: 30,
+      database: 'postgres',
+    });
   });
 
   it('takes sizes and sides, and refuses what it does not know', () => {
@@ -168,6 +175,8 @@ describe('parseBenchArgs', () => {
     expect(() => parseBenchArgs(['--sizes', '10,x'])).toThrow(/--sizes must be a positive number/);
     expect(() => parseBenchArgs(['--sides', 'agent'])).toThrow(/unknown side agent/);
     expect(() => parseBenchArgs(['--runs', '5'])).toThrow();
+    expect(parseBenchArgs(['--database', 'sqlite']).database).toBe('sqlite');
+    expect(() => parseBenchArgs(['--database', 'mysql'])).toThrow(/--database must be postgres or sqlite/);
   });
 });
 

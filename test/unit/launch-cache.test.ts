@@ -101,6 +101,20 @@ describe('cachedRenderIo', () => {
     expect(calls).toEqual(['subnets default', 'assert vpc-1', 'resolve f false']);
   });
 
+  it('shares one AWS call among concurrent lookups of the same thing', async () => {
+    const { io, calls } = countingIo();
+    const cache = createAwsCache(300);
+    const lookups = Array.from({ length: 5 }, () => cachedRenderIo(io, cache, false));
+    const revisions = await Promise.all(
+      lookups.map(async ({ io: cached }) => {
+        await cached.discoverSubnets(null);
+        return cached.resolveTaskDefinition(definition, { autoDeregister: false });
+      }),
+    );
+    expect(revisions.map((r) => r.arn)).toEqual(Array(5).fill('arn:f:1'));
+    expect(calls).toEqual(['subnets default', 'resolve f false']);
+  });
+
   it('asks ECS again on refresh, for a bare family, and for a revision registered for one run', async () => {
     const { io, calls } = countingIo();
     const cache = createAwsCache(300);

@@ -82,6 +82,8 @@ describe('launch state machine, executed locally', () => {
     const { m, crashes } = machine(ecs.api);
     const result = await m.start('run-1', input()).result;
     expect(result.status).toBe('SUCCEEDED');
+    // Prepare, WaitForScheduledStart, ChooseRunTask, RunTaskFargate, Done: what Step Functions bills.
+    expect(result.transitions).toBe(5);
     expect(ecs.calls).toEqual([
       {
         ...request,
@@ -117,6 +119,9 @@ describe('launch state machine, executed locally', () => {
     const result = await m.start('run-3', input()).result;
     expect(result.status).toBe('FAILED');
     expect(ecs.calls).toHaveLength(5);
+    // Prepare, WaitForScheduledStart, ChooseRunTask, RunTaskFargate and its 4 retries, RunTaskFailed, Crash,
+    // Failed: each entered state and each retry is a transition.
+    expect(result.transitions).toBe(11);
     expect(crashes).toHaveLength(1);
     expect(crashes[0]).toMatchObject({ error: { Error: 'AmazonECS.Unknown' } });
   });
