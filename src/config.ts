@@ -1,4 +1,5 @@
 import { ConfigError } from './errors';
+import { MAX_START_LEAD_SECONDS } from './launch/start-lead';
 
 /**
  * Every setting of the launcher, read from the environment once at cold start. A bad or missing setting
@@ -56,6 +57,11 @@ export interface LauncherConfig {
   pollIntervalSeconds: number;
   /** Runs scheduled up to this many seconds ahead are claimed by a poll. */
   lookaheadSeconds: number;
+  /**
+   * How many seconds before a run's scheduled time its RunTask goes out (src/launch/start-lead.ts); the poll
+   * claims that much earlier too.
+   */
+  startLeadSeconds: number;
   /** Name the launcher heartbeats as, shown in the Prefect UI's Workers tab. */
   workerName: string;
   /** Bound on concurrent Prefect / AWS calls within one invocation. */
@@ -208,6 +214,7 @@ export function parseConfig(env: Env = process.env): LauncherConfig {
     stateMachineArn,
     pollIntervalSeconds: integer(env, 'LAUNCHER_POLL_INTERVAL_SECONDS', 60, 5, 60),
     lookaheadSeconds: integer(env, 'LAUNCHER_LOOKAHEAD_SECONDS', 90, 0, 3600),
+    startLeadSeconds: integer(env, 'LAUNCHER_START_LEAD_SECONDS', 0, 0, MAX_START_LEAD_SECONDS),
     workerName: text(env, 'LAUNCHER_WORKER_NAME') ?? `prefect-ecs-launcher ${workPool}`,
     concurrency: integer(env, 'LAUNCHER_CONCURRENCY', 8, 1, 64),
     cancelGraceSeconds: integer(env, 'LAUNCHER_CANCEL_GRACE_SECONDS', 240, 0, 86400),

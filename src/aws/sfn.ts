@@ -39,8 +39,10 @@ export async function createStateMachine(
 /** Input of one launch execution; kept small (Step Functions caps payloads at 256 KiB). */
 export interface LaunchInput {
   flowRunId: string;
-  /** RFC 3339 UTC (`…Z`), as the Wait state's TimestampPath requires. */
+  /** The run's scheduled time, RFC 3339 UTC (`…Z`). */
   scheduledStartTime: string;
+  /** When RunTask may go out: the scheduled time less the start lead, RFC 3339 UTC for the Wait state. */
+  startAt: string;
   /** What the poll read of the run, for Prepare (src/launch/snapshot.ts keeps it under 128 KiB). */
   snapshot?: unknown;
 }

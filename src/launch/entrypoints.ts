@@ -57,6 +57,7 @@ export function runPoll(
       workQueues: rt.config.workQueues,
       workerName: rt.config.workerName,
       lookaheadSeconds: rt.config.lookaheadSeconds,
+      startLeadSeconds: rt.config.startLeadSeconds,
       pollIntervalSeconds: rt.config.pollIntervalSeconds,
       concurrency: rt.config.concurrency,
     },

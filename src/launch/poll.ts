@@ -7,6 +7,7 @@ import { mapLimit } from './concurrency';
 import { restoreDisplacedFinalState } from './displaced-final';
 import { claimMessage, type ReconcileSummary } from './reconcile';
 import { type LaunchSnapshot, type PollReads, snapshotOf } from './snapshot';
+import { startAtOf, startLeadOf } from './start-lead';
 
 /**
  * One poll: heartbeat the pool, take the runs due within the look-ahead window, claim each with the
@@ -33,6 +34,8 @@ export interface PollSettings {
   workQueues: string[];
   workerName: string;
   lookaheadSeconds: number;
+  /** LAUNCHER_START_LEAD_SECONDS: the poll claims this much further ahead too. */
+  startLeadSeconds: number;
   /** How often the schedule invokes the poll; the heartbeat tells Prefect when to expect the next one. */
   pollIntervalSeconds: number;
   concurrency: number;
@@ -43,6 +46,7 @@ export interface PollDeps {
   startExecution(input: {
     flowRunId: string;
     scheduledStartTime: string;
+    startAt: string;
     snapshot?: LaunchSnapshot;
   }): Promise<{ alreadyStarted: boolean }>;
   settings: PollSettings;
@@ -100,7 +104,10 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
 
   // The server applies paused pools/queues and pool/queue concurrency limits to this answer, so never
   // claim anything it did not return.
-  const scheduledBefore = new Date(now().getTime() + settings.lookaheadSeconds * 1000);
+  // A run goes out its start lead before its time, so it is claimed that much earlier too.
+  const scheduledBefore = new Date(
+    now().getTime() + (settings.lookaheadSeconds + settings.startLeadSeconds) * 1000,
+  );
   const due = await prefect.getScheduledFlowRuns(settings.workPool, {
     workQueueNames: settings.workQueues,
     scheduledBefore,
@@ -232,21 +239,36 @@ async function launchOne(
   }
 
   const snapshot = reads && snapshotOf(run, claim.state, reads);
+  const deployment = run.deployment_id ? reads?.deployments.get(run.deployment_id) : undefined;
+  const lead = startLeadOf(run.job_variables, deployment?.job_variables, deps.settings.startLeadSeconds);
+  const startAt = startAtOf(scheduledStartTime, lead.seconds);
   try {
     const { alreadyStarted } = await deps.startExecution({
       flowRunId: run.id,
       scheduledStartTime,
+      startAt,
       ...(snapshot ? { snapshot } : {}),
     });
     log.info(alreadyStarted ? 'execution already existed' : 'launch execution started', {
       scheduledStartTime,
+      startAt,
       snapshot: Boolean(snapshot),
     });
     if (alreadyStarted) return 'already-started';
+    if (lead.problem) {
+      started.push({
+        flowRunId: run.id,
+        level: LogLevel.WARNING,
+        message: `prefect-ecs-launcher: ${lead.problem}.`,
+      });
+    }
+    const when = lead.seconds
+      ? `${startAt} (its start lead, ${lead.seconds} s, before its scheduled time ${scheduledStartTime})`
+      : startAt;
     started.push({
       flowRunId: run.id,
       level: LogLevel.INFO,
-      message: `${deps.settings.workerName} (prefect-ecs-launcher) claimed this flow run and started its launch execution; its ECS task starts at ${scheduledStartTime}, or at once if that time has passed.`,
+      message: `${deps.settings.workerName} (prefect-ecs-launcher) claimed this flow run and started its launch execution; its ECS task starts at ${when}, or at once if that time has passed.`,
     });
     return 'started';
   } catch (error) {

@@ -200,7 +200,7 @@ export interface ReconcileAws {
   /** Names of the launch state machine's RUNNING executions. */
   runningExecutions(): Promise<Set<string>>;
   describeExecution(name: string): Promise<ExecutionFacts>;
-  startExecution(input: { flowRunId: string; scheduledStartTime: string }): Promise<unknown>;
+  startExecution(input: { flowRunId: string; scheduledStartTime: string; startAt: string }): Promise<unknown>;
   stopExecution(name: string, cause: string): Promise<void>;
   describeTasks(cluster: string, taskArns: string[]): Promise<Map<string, Task | 'MISSING'>>;
   stopTask(cluster: string, taskArn: string, reason: string): Promise<void>;
@@ -372,10 +372,12 @@ async function act(
         if (run.state && isLateClaim(run.state)) {
           return (await restoreDisplacedFinalState(prefect, log, run.id, run.state)) ? 'restored' : null;
         }
-        const scheduled = run.next_scheduled_start_time ?? run.expected_start_time;
+        const scheduled = new Date(run.next_scheduled_start_time ?? run.expected_start_time ?? deps.now);
+        // Resumed late as it is (its claim settled long ago), it goes at its scheduled time, without a lead.
         await aws.startExecution({
           flowRunId: run.id,
-          scheduledStartTime: new Date(scheduled ?? deps.now).toISOString(),
+          scheduledStartTime: scheduled.toISOString(),
+          startAt: scheduled.toISOString(),
         });
         log.warn('claimed run had no launch execution; started it');
         return 'resumed';

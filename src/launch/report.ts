@@ -56,6 +56,16 @@ export interface ReportDeps {
   log: Logger;
 }
 
+/**
+ * Seconds from the task's creation (RunTask) to RUNNING: image pull, ENI and start, what a start lead
+ * (src/launch/start-lead.ts) should cover. Undefined before RUNNING or without both times.
+ */
+export function provisioningSeconds(task: Pick<Task, 'createdAt' | 'startedAt'>): number | undefined {
+  if (!task.createdAt || !task.startedAt) return undefined;
+  const seconds = (new Date(task.startedAt).getTime() - new Date(task.createdAt).getTime()) / 1000;
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 
 export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateChange): Promise<ReportAction> {
@@ -86,6 +96,9 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
     log.info('event ignored: the run has moved on', { state: type });
     return 'run-moved-on';
   }
+  const provisioned = task.lastStatus === 'RUNNING' ? provisioningSeconds(task) : undefined;
+  // One line per started task, for choosing a start lead (docs/deploy.md shows the Logs Insights query).
+  if (provisioned !== undefined) log.info('task running', { provisioningSeconds: provisioned });
   const pid = infrastructurePid(task);
   let action: ReportAction = 'left-to-engine';
   if (run.infrastructure_pid !== pid) {

@@ -121,6 +121,7 @@ describe('a claim delayed past the flow’s end', () => {
         workQueues: [],
         workerName: WORKER,
         lookaheadSeconds: 10,
+        startLeadSeconds: 0,
         pollIntervalSeconds: 10,
         concurrency: 4,
       },

@@ -73,6 +73,46 @@ describe('poll against the real Prefect server and moto Step Functions', () => {
     expect((await prefectRaw<RunState>('GET', `/flow_runs/${far.id}`)).state_type).toBe('SCHEDULED');
   });
 
+  it('claims its start lead further ahead and starts each task that lead before its time, a run overriding it', async () => {
+    const { pool, deploymentId } = await arrangeDeployment();
+    const stateMachineArn = await createLaunchStateMachine();
+    const second = (offsetMs: number) => new Date(Math.ceil((Date.now() + offsetMs) / 1000) * 1000);
+    // Look-ahead 10 s and lead 30 s: claimed when due within 40 s.
+    const led = await scheduleFlowRun(deploymentId, { scheduledTime: second(35_000) });
+    const own = await scheduleFlowRun(deploymentId, {
+      scheduledTime: second(20_000),
+      jobVariables: { start_lead_seconds: 5 },
+    });
+    const far = await scheduleFlowRun(deploymentId, { scheduledTime: second(70_000) });
+    const rt = await testRuntime({
+      LAUNCHER_WORK_POOL: pool,
+      LAUNCHER_STATE_MACHINE_ARN: stateMachineArn,
+      LAUNCHER_LOOKAHEAD_SECONDS: '10',
+      LAUNCHER_START_LEAD_SECONDS: '30',
+    });
+    await runPoll(rt);
+    const started = await executions(stateMachineArn);
+    expect(started.map((e) => e.name).sort()).toEqual([led.id, own.id].sort());
+    expect((await prefectRaw<RunState>('GET', `/flow_runs/${far.id}`)).state_type).toBe('SCHEDULED');
+    for (const [run, lead] of [
+      [led, 30],
+      [own, 5],
+    ] as const) {
+      const execution = started.find((e) => e.name === run.id);
+      const described = await sfn.send(
+        new DescribeExecutionCommand({ executionArn: execution?.executionArn }),
+      );
+      const { scheduledStartTime, startAt } = JSON.parse(described.input ?? '{}');
+      expect(new Date(scheduledStartTime).getTime() - new Date(startAt).getTime()).toBe(lead * 1000);
+    }
+    const logs = await prefectRaw<{ message: string }[]>('POST', '/logs/filter', {
+      logs: { flow_run_id: { any_: [led.id] } },
+    });
+    expect(logs.map((l) => l.message).join('\n')).toContain(
+      '(its start lead, 30 s, before its scheduled time',
+    );
+  });
+
   it('returns a run to Scheduled at its original time when the execution cannot start, and the next poll launches it', async () => {
     const { pool, deploymentId } = await arrangeDeployment();
     const stateMachineArn = await createLaunchStateMachine();

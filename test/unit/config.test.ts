@@ -226,6 +226,7 @@ describe('parseConfig', () => {
         LAUNCHER_CANCEL_GRACE_SECONDS: '0',
         LAUNCHER_SWEEP_SETTLE_SECONDS: '15',
         LAUNCHER_AWS_CACHE_SECONDS: '0',
+        LAUNCHER_START_LEAD_SECONDS: '45',
         AWS_REGION: 'eu-west-1',
         AWS_DEFAULT_REGION: 'us-east-1',
       }),
@@ -247,6 +248,7 @@ describe('parseConfig', () => {
       stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:prefect-launch_1',
       pollIntervalSeconds: 60,
       lookaheadSeconds: 30,
+      startLeadSeconds: 45,
       workerName: 'launcher-eu',
       concurrency: 16,
       cancelGraceSeconds: 0,
@@ -268,6 +270,7 @@ describe('parseConfig', () => {
       cancelGraceSeconds: 240,
       sweepSettleSeconds: 120,
       awsCacheSeconds: 300,
+      startLeadSeconds: 0,
       region: 'us-east-2',
     });
     expect(parseConfig(env()).region).toBeUndefined();
@@ -314,6 +317,7 @@ describe('parseConfig', () => {
     ['LAUNCHER_CANCEL_GRACE_SECONDS', '-5', 0, 86400],
     ['LAUNCHER_SWEEP_SETTLE_SECONDS', '4000', 0, 3600],
     ['LAUNCHER_AWS_CACHE_SECONDS', '7200', 0, 3600],
+    ['LAUNCHER_START_LEAD_SECONDS', '900', 0, 600],
     ['LAUNCHER_HTTP_TIMEOUT_SECONDS', '30s', 1, 300],
   ])('rejects %s = %j', (name, value, min, max) => {
     expect(configError(() => parseConfig(env({ [name]: value }))).message).toBe(

@@ -71,10 +71,15 @@ function machine(ecs: EcsTaskApi, prepare: (i: unknown) => Promise<unknown> = as
   return { m, crashes };
 }
 
-const input = (delayMs = 0) => ({
-  flowRunId: '7b4a3c1e-0000-4000-8000-000000000001',
-  scheduledStartTime: new Date(Date.now() + delayMs).toISOString(),
-});
+/** The poll's input: the run due in `delayMs`, its RunTask `leadMs` before that. */
+const input = (delayMs = 0, leadMs = 0) => {
+  const scheduled = Date.now() + delayMs;
+  return {
+    flowRunId: '7b4a3c1e-0000-4000-8000-000000000001',
+    scheduledStartTime: new Date(scheduled).toISOString(),
+    startAt: new Date(scheduled - leadMs).toISOString(),
+  };
+};
 
 describe('launch state machine, executed locally', () => {
   it('runs the prepared request once, with StartedBy overwritten as on AWS, and succeeds', async () => {
@@ -108,6 +113,21 @@ describe('launch state machine, executed locally', () => {
     };
     await m.start('run-2', scheduled).result;
     expect(ranAt).toBeGreaterThanOrEqual(new Date(scheduled.scheduledStartTime).getTime());
+  });
+
+  it('starts the task its start lead before the scheduled time, and not before', async () => {
+    const ecs = scriptedEcs([started]);
+    const { m } = machine(ecs.api);
+    const scheduled = input(2500, 1500);
+    let ranAt = 0;
+    const original = ecs.api.runTask;
+    ecs.api.runTask = (r) => {
+      ranAt = Date.now();
+      return original(r);
+    };
+    await m.start('run-lead', scheduled).result;
+    expect(ranAt).toBeGreaterThanOrEqual(new Date(scheduled.startAt).getTime());
+    expect(ranAt).toBeLessThan(new Date(scheduled.scheduledStartTime).getTime());
   });
 
   it('retries throttling and capacity failures, then crashes the run', async () => {
