@@ -41,20 +41,26 @@ const DEFAULT_CONCURRENCY = parseConfig({
   LAUNCHER_WORK_POOL: 'p',
 }).concurrency;
 
-export function launcherSide(options: { prepareConcurrency: number }): Side {
+export function launcherSide(options: { prepareConcurrency: number; startLeadSeconds: number }): Side {
   return {
     name: 'launcher',
     describe: ({ pollSeconds, lookaheadSeconds }) => ({
       LAUNCHER_POLL_INTERVAL_SECONDS: pollSeconds,
       LAUNCHER_LOOKAHEAD_SECONDS: lookaheadSeconds,
+      LAUNCHER_START_LEAD_SECONDS: options.startLeadSeconds,
       LAUNCHER_CONCURRENCY: `${DEFAULT_CONCURRENCY} (default)`,
       'Prepare invocations at once (stand-in for Lambda concurrency)': options.prepareConcurrency,
     }),
-    start: (context) => startLauncher(context, options.prepareConcurrency),
+    startLeadSeconds: options.startLeadSeconds,
+    start: (context) => startLauncher(context, options.prepareConcurrency, options.startLeadSeconds),
   };
 }
 
-async function startLauncher(context: SideContext, prepareConcurrency: number): Promise<RunningSide> {
+async function startLauncher(
+  context: SideContext,
+  prepareConcurrency: number,
+  startLeadSeconds: number,
+): Promise<RunningSide> {
   const sfn = createSfnClient({ ...BENCH_AWS, endpoint: context.motoUrl });
   const stateMachineArn = await createStateMachine(
     sfn,
@@ -69,6 +75,7 @@ async function startLauncher(context: SideContext, prepareConcurrency: number): 
       LAUNCHER_STATE_MACHINE_ARN: stateMachineArn,
       LAUNCHER_POLL_INTERVAL_SECONDS: String(context.pollSeconds),
       LAUNCHER_LOOKAHEAD_SECONDS: String(context.lookaheadSeconds),
+      LAUNCHER_START_LEAD_SECONDS: String(startLeadSeconds),
     },
     { ...BENCH_AWS, endpoint: context.awsEndpoint },
   );

@@ -21,7 +21,7 @@ import { workerSide } from './worker-side';
 
 const root = path.resolve(__dirname, '..', '..');
 const USAGE =
-  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--sides launcher,worker] [--database postgres|sqlite] [--out DIR]';
+  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--start-lead L] [--sides launcher,worker] [--database postgres|sqlite] [--out DIR]';
 
 export interface BenchOptions {
   sizes: number[];
@@ -30,6 +30,8 @@ export interface BenchOptions {
   lookaheadSeconds: number;
   leadSeconds: number | undefined;
   prepareConcurrency: number;
+  /** The launcher's start lead (LAUNCHER_START_LEAD_SECONDS); lateness is still measured against the scheduled time. */
+  startLeadSeconds: number;
   sides: string[];
   /** The Prefect server's database: PostgreSQL (production-like, the default) or SQLite in memory. */
   database: 'postgres' | 'sqlite';
@@ -54,6 +56,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       lookahead: { type: 'string' },
       lead: { type: 'string' },
       'prepare-concurrency': { type: 'string' },
+      'start-lead': { type: 'string' },
       sides: { type: 'string' },
       database: { type: 'string' },
       out: { type: 'string' },
@@ -75,6 +78,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     lookaheadSeconds: positive('lookahead', values.lookahead, 10),
     leadSeconds: values.lead === undefined ? undefined : positive('lead', values.lead, 0),
     prepareConcurrency: Math.round(positive('prepare-concurrency', values['prepare-concurrency'], 32)),
+    startLeadSeconds:
+      values['start-lead'] === undefined ? 0 : Math.round(positive('start-lead', values['start-lead'], 0)),
     sides,
     database,
     out: path.resolve(values.out ?? path.join(root, 'docs')),
@@ -156,7 +161,12 @@ export function bundlesTable(bundles: readonly BundleResult[]): string {
 export async function bench(options: BenchOptions, print: (line: string) => void): Promise<void> {
   const started = Date.now();
   const sides: Side[] = options.sides.map((name) =>
-    name === 'launcher' ? launcherSide({ prepareConcurrency: options.prepareConcurrency }) : workerSide(),
+    name === 'launcher'
+      ? launcherSide({
+          prepareConcurrency: options.prepareConcurrency,
+          startLeadSeconds: options.startLeadSeconds,
+        })
+      : workerSide(),
   );
   // Before the servers start, so that the import times are not measured under their load.
   print('packaging and measuring the Lambda functions…');

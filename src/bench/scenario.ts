@@ -116,7 +116,9 @@ export async function runScenario(
     );
 
     const lead = settings.leadSeconds ?? 3 + runs * 0.008;
-    const first = new Date(Math.ceil((Date.now() + (lead + settings.lookaheadSeconds) * 1000) / 1000) * 1000);
+    // A side with a start lead claims that much further ahead.
+    const ahead = settings.lookaheadSeconds + (side.startLeadSeconds ?? 0);
+    const first = new Date(Math.ceil((Date.now() + (lead + ahead) * 1000) / 1000) * 1000);
     const planned = await scheduleRuns(
       prefect,
       { pool, cluster, flowId },
@@ -126,7 +128,7 @@ export async function runScenario(
     );
     const created = Date.now();
     // Nothing may be visible to a poll before every run exists.
-    const visible = first.getTime() - settings.lookaheadSeconds * 1000;
+    const visible = first.getTime() - ahead * 1000;
     if (created > visible) {
       throw new Error(
         `creating ${runs} runs took until ${((created - visible) / 1000).toFixed(1)} s after the first became visible to a poll; raise --lead (${lead.toFixed(1)} s)`,
@@ -173,7 +175,7 @@ export async function runScenario(
 
     const lateness = ids.map((id) => ((at.get(id) as number) - (scheduled.get(id) as number)) / 1000);
     const lastLaunch = Math.max(...at.values());
-    const countFrom = first.getTime() - settings.lookaheadSeconds * 1000;
+    const countFrom = first.getTime() - ahead * 1000;
     const names = { pool };
     const prefectRecords = prefectProxy
       .records()

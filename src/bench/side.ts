@@ -38,6 +38,8 @@ export interface SideUsage {
 
 export interface Side {
   name: string;
+  /** How many seconds before a run's time the side means to start its task (the launcher's start lead). */
+  startLeadSeconds?: number;
   /** What the side was given, for the results. */
   describe(settings: { pollSeconds: number; lookaheadSeconds: number }): Record<string, string | number>;
   start(context: SideContext): Promise<RunningSide>;
