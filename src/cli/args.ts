@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../errors';
+import { checkTemplate } from '../render/job-variables';
 import { isJsonObject } from '../render/template';
-import type { Json, JsonObject } from '../render/types';
+import type { BaseJobTemplate, Json, JsonObject } from '../render/types';
 
 export type Env = Record<string, string | undefined>;
 
@@ -102,6 +103,27 @@ export function readJsonObject(file: string, flag: string, cwd: string): JsonObj
     throw new ConfigError(`${where}: must hold a JSON object, got ${got}`);
   }
   return value;
+}
+
+/**
+ * The base job template in the file `--template` names, checked for shape. A whole work pool (what
+ * `prefect work-pool inspect NAME --output json` prints) is refused with the way to its template, since
+ * its missing `job_configuration` would otherwise be all the message says.
+ */
+export function readTemplateFile(file: string, cwd: string): BaseJobTemplate {
+  const value = readJsonObject(file, 'template', cwd);
+  if (isJsonObject(value.base_job_template) && value.job_configuration === undefined) {
+    throw new ConfigError(
+      `--template ${file}: holds a work pool, not its base job template; pass the pool's base_job_template, e.g. prefect work-pool inspect NAME --output json | jq .base_job_template > template.json`,
+    );
+  }
+  const template = value as unknown as BaseJobTemplate;
+  try {
+    checkTemplate(template);
+  } catch (err) {
+    throw new ConfigError(`--template ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return template;
 }
 
 /** The message of any error on one line, as the CLI prints it. */

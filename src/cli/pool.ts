@@ -5,9 +5,8 @@
  */
 import { ConfigError } from '../errors';
 import defaultBaseJobTemplate from '../render/default-base-job-template.json';
-import { checkTemplate } from '../render/job-variables';
 import type { BaseJobTemplate, JsonObject } from '../render/types';
-import { type CliContext, type FlagSpec, PROGRAM, parseFlags, readJsonObject, stringFlag } from './args';
+import { type CliContext, type FlagSpec, PROGRAM, parseFlags, readTemplateFile, stringFlag } from './args';
 import { connectPrefect } from './connect';
 
 const FLAGS: FlagSpec = { help: { type: 'boolean', short: 'h' }, template: { type: 'string' } };
@@ -33,13 +32,7 @@ function templateFrom(file: string | undefined, cwd: string): { template: BaseJo
       source: "prefect-aws's default ECS base job template",
     };
   }
-  const template = readJsonObject(file, 'template', cwd) as unknown as BaseJobTemplate;
-  try {
-    checkTemplate(template);
-  } catch (err) {
-    throw new ConfigError(`--template ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  return { template, source: `the base job template in ${file}` };
+  return { template: readTemplateFile(file, cwd), source: `the base job template in ${file}` };
 }
 
 function poolName(positionals: string[], action: string): string {

@@ -14,7 +14,6 @@ import { toStepFunctionsRunTask } from '../launch/run-task-contract';
 import type { PrefectClient } from '../prefect/client';
 import type { FlowRun } from '../prefect/types';
 import type { ContainerCredential } from '../render/job-configuration';
-import { checkTemplate } from '../render/job-variables';
 import {
   PLACEHOLDER_ACCOUNT,
   PLACEHOLDER_REVISION,
@@ -24,6 +23,7 @@ import {
   readRenderSources,
   renderJob,
 } from '../render/render-job';
+import { isJsonObject } from '../render/template';
 import type {
   BaseJobTemplate,
   DeploymentInfo,
@@ -41,6 +41,7 @@ import {
   PROGRAM,
   parseFlags,
   readJsonObject,
+  readTemplateFile,
   stringFlag,
 } from './args';
 import { connectPrefect } from './connect';
@@ -83,12 +84,14 @@ before registration, so the request names arn:aws:ecs:<region>:${PLACEHOLDER_ACC
 and the task is tagged as if this run registered it. A plain PREFECT_API_KEY or PREFECT_API_AUTH_STRING
 is printed as ${REDACTED}.
 
-Offline (--template): renders the base job template (a work pool's base_job_template, e.g. from
-'prefect work-pool get-default-base-job-template --type ecs') with the job variables of the deployment and
-flow run in the given files (Prefect API JSON: a deployment's id, name, flow_id, job_variables; a flow
-run's id, name, job_variables; a flow's id and name). Missing ids and names get placeholders
-(${PLACEHOLDER_ID}, ${PLACEHOLDER_DEPLOYMENT_NAME}, ${PLACEHOLDER_FLOW_RUN_NAME}, ${PLACEHOLDER_FLOW_NAME}). No AWS
-call is made:
+Offline (--template): renders the base job template (a work pool's base_job_template: Prefect's default
+from 'prefect work-pool get-default-base-job-template --type ecs', or a pool's from
+'prefect work-pool inspect NAME --output json | jq .base_job_template') with the job variables of the
+deployment and flow run in the given files (Prefect API JSON, as 'prefect deployment inspect FLOW/NAME
+--output json' and 'prefect flow-run inspect ID --output json' print it: a deployment's id, name, flow_id,
+job_variables; a flow run's id, name, deployment_id, job_variables; a flow's id and name). Ids given in
+several files must agree. Missing ids and names get placeholders: the id ${PLACEHOLDER_ID},
+the names ${PLACEHOLDER_DEPLOYMENT_NAME} (deployment), ${PLACEHOLDER_FLOW_RUN_NAME} (flow run) and ${PLACEHOLDER_FLOW_NAME} (flow). No AWS call is made:
   --work-pool NAME    the pool's name (family and labels); default: the flow run's or deployment's
                       work_pool_name, else LAUNCHER_WORK_POOL
   --region REGION     default: AWS_REGION, AWS_DEFAULT_REGION
@@ -213,6 +216,14 @@ function stringField(
   return value;
 }
 
+/** An object field of an API object read from a file (job_variables); null is how the API says none. */
+function objectField(obj: JsonObject, key: string, where: string): void {
+  const value = obj[key];
+  if (value !== undefined && value !== null && !isJsonObject(value)) {
+    throw new ConfigError(`${where}: field '${key}' must be an object, got ${JSON.stringify(value)}`);
+  }
+}
+
 interface FileObject {
   value: JsonObject;
   /** `--flag FILE`, for messages. */
@@ -248,6 +259,7 @@ export function completeRunObjects(files: {
   const f = files.flow;
   if (d) {
     for (const key of ['id', 'name', 'updated', 'work_pool_name']) stringField(d.value, key, d.where, false);
+    objectField(d.value, 'job_variables', d.where);
   }
   if (f) {
     stringField(f.value, 'id', f.where, false);
@@ -257,6 +269,7 @@ export function completeRunObjects(files: {
     stringField(r.value, 'id', r.where, false);
     stringField(r.value, 'name', r.where, false);
     stringField(r.value, 'work_pool_name', r.where, false);
+    objectField(r.value, 'job_variables', r.where);
   }
   const flowId =
     agree('flow_id', [
@@ -299,7 +312,11 @@ interface Rendered {
   credential: ContainerCredential;
 }
 
-async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Rendered> {
+async function renderFromFiles(
+  template: BaseJobTemplate,
+  parsed: ParsedFlags,
+  ctx: CliContext,
+): Promise<Rendered> {
   const { env, cwd } = ctx;
   const file = (flag: string): FileObject | undefined => {
     const name = stringFlag(parsed, flag);
@@ -307,8 +324,6 @@ async function renderFromFiles(parsed: ParsedFlags, ctx: CliContext): Promise<Re
       ? undefined
       : { value: readJsonObject(name, flag, cwd), where: `--${flag} ${name}` };
   };
-  const template = file('template')?.value as unknown as BaseJobTemplate;
-  checkTemplate(template);
   const { deployment, flowRun, flow } = completeRunObjects({
     deployment: file('deployment'),
     flowRun: file('flow-run'),
@@ -455,14 +470,17 @@ export async function renderCommand(args: string[], ctx: CliContext): Promise<nu
       `--flow-run-id reads the flow run from the Prefect API and cannot be combined with ${offlineFlags.map((f) => `--${f}`).join(', ')}`,
     );
   }
-  if (!flowRunId && parsed.values.template === undefined) {
+  const templateFile = stringFlag(parsed, 'template');
+  let rendered: Rendered;
+  if (flowRunId) {
+    rendered = await renderFlowRun(flowRunId, parsed, ctx);
+  } else if (templateFile !== undefined) {
+    rendered = await renderFromFiles(readTemplateFile(templateFile, ctx.cwd), parsed, ctx);
+  } else {
     throw new ConfigError(
       `render needs --template FILE (offline) or --flow-run-id ID (against the Prefect API); see ${PROGRAM} render --help`,
     );
   }
-  const rendered = flowRunId
-    ? await renderFlowRun(flowRunId, parsed, ctx)
-    : await renderFromFiles(parsed, ctx);
   ctx.stdout.write(`${JSON.stringify(redact(rendered), null, 2)}\n`);
   return 0;
 }

@@ -128,6 +128,8 @@ async function run(
     cleanup.push(stack.stop);
     ({ motoUrl, prefectApiUrl: apiUrl } = stack);
     print(`  Prefect UI   ${apiUrl.replace(/\/api$/, '')}${home ? `  (state kept in ${home})` : ''}`);
+    // What a second terminal's PREFECT_API_URL must be for .venv/bin/prefect to reach this server.
+    print(`  Prefect API  ${apiUrl}`);
   }
 
   const rt = await launcherRuntime(apiUrl, motoUrl, options.pool);

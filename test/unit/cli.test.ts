@@ -198,6 +198,28 @@ describe('prefect-ecs-launcher render (offline)', () => {
     });
   });
 
+  it("takes a deployment file's missing id from the flow run's deployment_id, keeping the name it gives", async () => {
+    const run = await cli([
+      ...offline,
+      '--deployment',
+      file('no-id.json', { name: 'nightly', job_variables: { image: 'example/etl:3' } }),
+      '--flow-run',
+      file('run-of-no-id.json', { id: flowRunId, deployment_id: deploymentId }),
+      '--work-pool',
+      'p',
+      '--subnets',
+      'subnet-a',
+    ]);
+    expect(run).toMatchObject({ status: 0, stderr: '' });
+    const output = JSON.parse(run.stdout) as Output;
+    expect(output.taskDefinition?.family).toBe(`prefect_p_${deploymentId}`);
+    expect(environment(output)).toMatchObject({
+      PREFECT__FLOW_RUN_ID: flowRunId,
+      PREFECT__DEPLOYMENT_ID: deploymentId,
+      PREFECT__DEPLOYMENT_NAME: 'nightly',
+    });
+  });
+
   it("passes the launcher's PREFECT_API_URL and credential to the flow, printing a plain credential redacted", async () => {
     const key = 'pnu_abcdefghijklmnopqrstuvwxyz0123456789';
     const run = await cli([...offline, '--work-pool', 'p', '--subnets', 'subnet-a'], {
@@ -310,6 +332,36 @@ const badInputs: [title: string, args: string[], env: Record<string, string>, na
     /--flow-run missing\.json: no such file/,
   ],
   [
+    'a deployment whose id is not a string',
+    [...offline, '--deployment', file('numeric-id.json', { id: 7, name: 'd' })],
+    {},
+    /--deployment .*numeric-id\.json: field 'id' must be a non-empty string, got 7/,
+  ],
+  [
+    'a flow run with an empty name',
+    [...offline, '--flow-run', file('empty-name.json', { name: '' })],
+    {},
+    /--flow-run .*empty-name\.json: field 'name' must be a non-empty string, got ""/,
+  ],
+  [
+    'a deployment whose job_variables are not an object',
+    [...offline, '--deployment', file('list-variables.json', { name: 'd', job_variables: [1] })],
+    {},
+    /--deployment .*list-variables\.json: field 'job_variables' must be an object, got \[1\]/,
+  ],
+  [
+    'a flow run of another flow',
+    [
+      ...offline,
+      '--flow',
+      flowFile,
+      '--flow-run',
+      file('other-flow-run.json', { flow_id: '00000000-0000-4000-8000-000000000002' }),
+    ],
+    {},
+    /--flow-run .*other-flow-run\.json: flow_id 00000000-0000-4000-8000-000000000002 does not match .* in --flow/,
+  ],
+  [
     'a flow whose name is not a string',
     [...offline, '--flow', file('bad-flow.json', { id: flowId, name: 7 })],
     {},
@@ -417,7 +469,19 @@ const badInputs: [title: string, args: string[], env: Record<string, string>, na
       'p',
     ],
     { AWS_REGION: 'us-east-1' },
-    /job_configuration/,
+    /--template .*malformed\.json: .*`job_configuration` must be an object/,
+  ],
+  [
+    "a work pool (prefect work-pool inspect's output) instead of its base job template",
+    [
+      'render',
+      '--template',
+      file('work-pool.json', { name: 'p', type: 'ecs', base_job_template: defaultTemplate }),
+      '--work-pool',
+      'p',
+    ],
+    { AWS_REGION: 'us-east-1' },
+    /--template .*work-pool\.json: holds a work pool, not its base job template; .*base_job_template/,
   ],
   [
     'a bad PREFECT_API_URL',
