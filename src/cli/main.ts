@@ -6,8 +6,9 @@ import { LauncherError } from '../errors';
 import { type CliContext, oneLine, PROGRAM } from './args';
 import { POOL_HELP, poolCommand } from './pool';
 import { RENDER_HELP, renderCommand } from './render';
+import { STATUS_HELP, statusCommand } from './status';
 
-export { type CliContext, POOL_HELP, RENDER_HELP };
+export { type CliContext, POOL_HELP, RENDER_HELP, STATUS_HELP };
 
 export const HELP = `Usage: ${PROGRAM} <command> [options]
 
@@ -15,6 +16,7 @@ Commands:
   render       print the ECS task definition and RunTask request the launcher would send for a flow run
   pool create  create an ecs work pool with prefect-aws's default base job template (or a given one)
   pool update  replace an ecs work pool's base job template
+  status       the pool, the launcher's heartbeat, and what it is doing with the last hour's runs
 
 Run '${PROGRAM} <command> --help' for a command's options.
 
@@ -42,6 +44,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         return await renderCommand(args, ctx);
       case 'pool':
         return await poolCommand(args, ctx);
+      case 'status':
+        return await statusCommand(args, ctx);
       case '--help':
       case '-h':
       case 'help':

@@ -27,9 +27,11 @@ import type {
   StateCreate,
   Variable,
   WorkerFlowRunResponse,
+  WorkerHeartbeatView,
   WorkPool,
   WorkPoolCreate,
   WorkPoolUpdate,
+  WorkQueueInfo,
 } from './types';
 
 export interface PrefectClientOptions extends PrefectHttpOptions {
@@ -119,6 +121,16 @@ export class PrefectClient implements TemplateReferenceReader {
       await this.call('POST', route, body);
       return null;
     }
+  }
+
+  /** `POST /work_pools/{pool}/workers/filter`: the pool's workers with their last heartbeats. */
+  filterWorkers(pool: string): Promise<WorkerHeartbeatView[]> {
+    return this.call<WorkerHeartbeatView[]>('POST', `/work_pools/${segment(pool)}/workers/filter`, {});
+  }
+
+  /** `POST /work_pools/{pool}/queues/filter`: the pool's work queues. */
+  filterWorkQueues(pool: string): Promise<WorkQueueInfo[]> {
+    return this.call<WorkQueueInfo[]>('POST', `/work_pools/${segment(pool)}/queues/filter`, {});
   }
 
   // --- polling (§1.3) ---

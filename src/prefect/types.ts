@@ -304,3 +304,18 @@ export interface FlowRunFilterRequest {
   limit?: number | null;
   offset?: number;
 }
+
+/** A worker of a pool, as `POST /work_pools/{pool}/workers/filter` returns it (the fields read). */
+export interface WorkerHeartbeatView {
+  name: string;
+  status?: string | null;
+  last_heartbeat_time?: string | null;
+}
+
+/** A work queue, as `POST /work_pools/{pool}/queues/filter` returns it (the fields read). */
+export interface WorkQueueInfo {
+  name: string;
+  is_paused?: boolean;
+  concurrency_limit?: number | null;
+  status?: string | null;
+}

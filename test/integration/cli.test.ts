@@ -4,9 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ECSClient, ListTaskDefinitionsCommand } from '@aws-sdk/client-ecs';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { taskGroupFor } from '../../src/render/render-job';
-import { awsTestConfig, prefectRaw, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
+import {
+  arrangeDeployment,
+  awsTestConfig,
+  prefectRaw,
+  scheduleFlowRun,
+  stackUrls,
+  uniqueName,
+} from '../harness/env';
+import { createLaunchStateMachine } from '../harness/launcher';
 
 /**
  * The CLI as a user runs it (the bin, in a child process) against the real Prefect server and moto: the
@@ -205,5 +214,90 @@ describe('prefect-ecs-launcher against Prefect and moto', () => {
       stdout: '',
       stderr: `prefect-ecs-launcher render: --flow-run-id ${id}: no such flow run at ${stackUrls().prefectApiUrl}\n`,
     });
+  });
+});
+
+describe('prefect-ecs-launcher status, against the real Prefect server and moto', () => {
+  const force = (id: string, type: string, name: string, message?: string) =>
+    prefectRaw('POST', `/flow_runs/${id}/set_state`, {
+      state: { type, name, ...(message ? { message } : {}) },
+      force: true,
+    });
+  const pid = (cluster: string, id: string) =>
+    `arn:aws:ecs:us-east-1:123456789012:cluster/${cluster}::arn:aws:ecs:us-east-1:123456789012:task/${cluster}/${id.slice(0, 8)}`;
+
+  it('shows the heartbeat, the runs by what the launcher does with them, and the executions', async () => {
+    const { pool, deploymentId } = await arrangeDeployment();
+    const worker = `prefect-ecs-launcher ${pool}`;
+    await prefectRaw('POST', `/work_pools/${pool}/workers/heartbeat`, {
+      name: worker,
+      heartbeat_interval_seconds: 60,
+    });
+    const waiting = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() + 60_000) });
+    const launching = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 5_000) });
+    const running = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 60_000) });
+    const crashed = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 120_000) });
+    const cancelling = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 30_000) });
+    await force(waiting.id, 'PENDING', 'Pending');
+    await force(launching.id, 'PENDING', 'Pending');
+    await force(running.id, 'PENDING', 'Pending');
+    await force(running.id, 'RUNNING', 'Running');
+    await prefectRaw('PATCH', `/flow_runs/${running.id}`, { infrastructure_pid: pid(pool, running.id) });
+    const why = 'Failed to submit flow run to infrastructure: ClusterNotFoundException: cluster not found';
+    await force(crashed.id, 'CRASHED', 'Crashed', why);
+    await force(cancelling.id, 'RUNNING', 'Running');
+    await force(cancelling.id, 'CANCELLING', 'Cancelling');
+
+    const stateMachineArn = await createLaunchStateMachine();
+    const sfn = new SFNClient(awsTestConfig());
+    await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn,
+        name: running.id,
+        input: JSON.stringify({ flowRunId: running.id }),
+      }),
+    );
+
+    const env = { LAUNCHER_WORK_POOL: pool, LAUNCHER_STATE_MACHINE_ARN: stateMachineArn };
+    const json = await cli(['status', '--json'], env);
+    expect(json).toMatchObject({ status: 0, stderr: '' });
+    const report = JSON.parse(json.stdout);
+    expect(report.pool).toMatchObject({ name: pool, status: 'READY', paused: false });
+    expect(report.launcher).toMatchObject({ name: worker, status: 'ONLINE' });
+    expect(report.launcher.secondsAgo).toBeLessThan(60);
+    expect(report.queues.map((q: { name: string }) => q.name)).toEqual(['default']);
+    const ids = (lines: { id: string }[]) => lines.map((l) => l.id);
+    expect(ids(report.runs.waitingForTheirSecond)).toEqual([waiting.id]);
+    expect(ids(report.runs.launching)).toEqual([launching.id]);
+    expect(report.runs.running).toEqual([
+      expect.objectContaining({
+        id: running.id,
+        task: pid(pool, running.id).split('::')[1],
+        execution: `${running.id} (RUNNING)`,
+      }),
+    ]);
+    expect(report.runs.crashed).toEqual([expect.objectContaining({ id: crashed.id, message: why })]);
+    expect(ids(report.runs.cancelling)).toEqual([cancelling.id]);
+    expect(report.runs.counts).toEqual({ Pending: 2, Running: 1, Crashed: 1, Cancelling: 1 });
+    expect(report.executions).toEqual({ running: 1, failed: [] });
+
+    const text = await cli(['status'], env);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(`work pool ${pool}: READY`);
+    expect(text.stdout).toContain(`launcher ${worker}: ONLINE, last heartbeat `);
+    expect(text.stdout).toContain('launch executions: 1 running, 0 failed in the window');
+    expect(text.stdout).toContain(`crashed (1):\n  ${crashed.id} `);
+    expect(text.stdout).toContain(why);
+  });
+
+  it('names a pool that does not exist, and a missing pool setting', async () => {
+    expect(await cli(['status', '--pool', 'no-such-pool-status'])).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: `prefect-ecs-launcher status: work pool 'no-such-pool-status' does not exist at ${stackUrls().prefectApiUrl}\n`,
+    });
+    expect((await cli(['status'])).stderr).toBe(
+      'prefect-ecs-launcher status: status needs the work pool: --pool NAME or LAUNCHER_WORK_POOL\n',
+    );
   });
 });
