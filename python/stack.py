@@ -57,6 +57,12 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def server_version(port: int) -> str:
+    """The running server's own version (GET /api/admin/version), for a server from another virtualenv."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/admin/version", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
 def postgres_bindir() -> Path:
     """The newest PostgreSQL server installed from Debian's packages (/usr/lib/postgresql/<major>/bin)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
@@ -142,6 +148,10 @@ def main() -> None:
     parser.add_argument("--home", help="PREFECT_HOME to keep (default: a temporary one, removed on exit)")
     parser.add_argument("--no-prefect", action="store_true", help="start only moto (the caller has a Prefect API)")
     parser.add_argument("--postgres", action="store_true", help="the Prefect server on a PostgreSQL of its own")
+    parser.add_argument(
+        "--prefect-venv",
+        help="run the Prefect server from this virtualenv (another server version: scripts/server-venv.sh)",
+    )
     args = parser.parse_args()
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="prefect-ecs-launcher-"))
@@ -149,6 +159,7 @@ def main() -> None:
     prefect_port = args.prefect_port or free_port()
     moto_port = args.moto_port or free_port()
     bindir = Path(sys.executable).parent
+    server_bindir = Path(args.prefect_venv).resolve() / "bin" if args.prefect_venv else bindir
 
     prefect_env = {
         **os.environ,
@@ -198,7 +209,7 @@ def main() -> None:
     if not args.no_prefect:
         procs.append(
             subprocess.Popen(
-                [str(bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
+                [str(server_bindir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
                 env=prefect_env,
                 stdout=prefect_log.open("w"),
                 stderr=subprocess.STDOUT,
@@ -242,7 +253,7 @@ def main() -> None:
                 "motoUrl": f"http://127.0.0.1:{moto_port}",
                 "prefectHome": str(home),
                 "versions": {
-                    "prefect": prefect.__version__,
+                    "prefect": server_version(prefect_port) if args.prefect_venv else prefect.__version__,
                     "prefect-aws": prefect_aws_version,
                     "moto": moto.__version__,
                     "python": sys.version.split()[0],

@@ -239,12 +239,18 @@ export async function prepareLaunch(deps: PrepareDeps, input: PrepareInput): Pro
   const { shape, parameters: runTask, droppedTags } = toStepFunctionsRunTask(request);
 
   const cluster = runTask.Cluster as string;
-  await prefect.updateFlowRunLabels(flowRunId, {
+  const labelled = await prefect.updateFlowRunLabels(flowRunId, {
     'prefect.worker.name': settings.workerName,
     'prefect.worker.type': 'ecs',
     'prefect.work-pool.name': poolName,
     ...(sources.workPool.id ? { 'prefect.work-pool.id': sources.workPool.id } : {}),
   });
+  if (!labelled) {
+    // Prefect before 3.1: the sweep then tells its runs by their executions (src/launch/reconcile.ts).
+    log.warn('this Prefect server has no flow-run labels (it is older than 3.1); the run is not labelled', {
+      flowRunId,
+    });
+  }
   const note = untaggedNote(droppedTags);
   if (note) await prefect.createFlowRunLogs([{ flowRunId, level: LogLevel.WARNING, message: note }]);
   const taskDefinitionCached = aws.taskDefinitionCached();

@@ -88,6 +88,11 @@ export function claimedBy(history: readonly State[], workerName: string): boolea
   return newestClaim(history)?.message === claimMessage(workerName);
 }
 
+/** A run from a server without flow-run labels (Prefect before 3.1), whose runs carry no `labels` at all. */
+function unlabelled(run: FlowRun): boolean {
+  return run.labels === undefined;
+}
+
 function ageSeconds(since: string | Date | undefined, now: Date): number {
   const time = since === undefined ? Number.NaN : new Date(since).getTime();
   return Number.isNaN(time) ? Number.POSITIVE_INFINITY : (now.getTime() - time) / 1000;
@@ -283,7 +288,9 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
       state: { type: { any_: ['CANCELLED'] } },
       end_time: { after_: new Date(now.getTime() - CANCELLED_LOOKBACK_MS).toISOString() },
     })
-  ).filter((r) => r.infrastructure_pid && r.labels?.[WORKER_NAME_LABEL] === settings.workerName);
+  ).filter(
+    (r) => r.infrastructure_pid && (r.labels?.[WORKER_NAME_LABEL] === settings.workerName || unlabelled(r)),
+  );
   // A Pending or Running run whose state is younger than settleSeconds is left to a later sweep: its task
   // started after that state and its execution stopped after it, so every decision of decideRun on it
   // would wait for evidence at least that old. Skipping it spares AWS calls in a burst of fresh launches.
@@ -301,10 +308,11 @@ async function gatherFacts(deps: ReconcileDeps): Promise<RunFacts[]> {
   const toDescribe = runs
     .filter((run) => {
       const type = stateType(run);
+      if (running.has(run.id)) return false;
+      // Without labels only an execution of ours proves a run is ours.
+      if (unlabelled(run)) return true;
       return (
-        !running.has(run.id) &&
-        type !== 'CANCELLED' &&
-        (type === 'CANCELLING' || !parseInfrastructurePid(run.infrastructure_pid))
+        type !== 'CANCELLED' && (type === 'CANCELLING' || !parseInfrastructurePid(run.infrastructure_pid))
       );
     })
     .slice(0, settings.maxDescribes ?? 50);

@@ -43,9 +43,17 @@ export const LOAD_TEST_PREFECT_ENV: Record<string, string> = {
  * as its stdin stays open, so the servers go away with this process even when it is killed.
  */
 export function startLocalStack(
-  options: { ui?: boolean; home?: string; env?: Record<string, string>; postgres?: boolean } = {},
+  options: {
+    ui?: boolean;
+    home?: string;
+    env?: Record<string, string>;
+    postgres?: boolean;
+    /** A virtualenv holding another Prefect server version (scripts/server-venv.sh). */
+    prefectVenv?: string;
+  } = {},
 ): Promise<RunningStack> {
   const args: string[] = [];
+  if (options.prefectVenv) args.push('--prefect-venv', options.prefectVenv);
   if (options.ui) args.push('--ui');
   // A PostgreSQL cluster of its own for the server's database (python/stack.py), in place of SQLite.
   if (options.postgres) args.push('--postgres');

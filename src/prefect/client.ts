@@ -198,9 +198,19 @@ export class PrefectClient implements TemplateReferenceReader {
     await this.call('PATCH', `/flow_runs/${segment(flowRunId)}`, patch);
   }
 
-  /** `PATCH /flow_runs/{id}/labels` (204): merges the given labels into the run's (prefect ≥ 3.1.2). */
-  async updateFlowRunLabels(flowRunId: string, labels: { [key: string]: Json }): Promise<void> {
-    await this.call('PATCH', `/flow_runs/${segment(flowRunId)}/labels`, labels);
+  /**
+   * `PATCH /flow_runs/{id}/labels` (204): merges the given labels into the run's. Servers before 3.1 have no
+   * such route and answer FastAPI's own 404 `Not Found` (a missing run is `Flow run not found`): then it
+   * returns false, and the run goes unlabelled (docs/compatibility.md).
+   */
+  async updateFlowRunLabels(flowRunId: string, labels: { [key: string]: Json }): Promise<boolean> {
+    try {
+      await this.call('PATCH', `/flow_runs/${segment(flowRunId)}/labels`, labels);
+      return true;
+    } catch (err) {
+      if (isStatus(err, 404) && (err as PrefectApiError).detail === 'Not Found') return false;
+      throw err;
+    }
   }
 
   /** `GET /flow_run_states/?flow_run_id=`: the run's states, oldest first. */
