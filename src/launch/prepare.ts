@@ -110,30 +110,17 @@ export function cachedRenderIo(
   refresh: boolean,
 ): { io: RenderJobIo; taskDefinitionCached: () => boolean } {
   let cached = false;
-  const remember = async (
+  /**
+   * One AWS call per key at a time: a lookup already under way is joined (unless `join` is false), and its
+   * answer handed to `keep` once it arrives.
+   */
+  const once = async <T>(
     key: string,
-    load: () => Promise<TaskDefinitionInfo>,
-  ): Promise<TaskDefinitionInfo> => {
-    const hit = refresh ? undefined : cache.taskDefinitions.get(key);
-    if (hit) {
-      cached = true;
-      return hit;
-    }
-    // A lookup already under way for an equal definition is joined: its revision is as fresh as our own.
-    const pending = refresh ? undefined : cache.inFlight.get(key);
-    if (pending) return { ...(await (pending as Promise<TaskDefinitionInfo>)), registered: false };
-    const loading = load();
-    cache.inFlight.set(key, loading);
-    try {
-      const info = await loading;
-      cache.taskDefinitions.set(key, { ...info, registered: false });
-      return info;
-    } finally {
-      cache.inFlight.delete(key);
-    }
-  };
-  const once = async <T>(key: string, load: () => Promise<T>, keep: (value: T) => void): Promise<T> => {
-    const pending = cache.inFlight.get(key);
+    load: () => Promise<T>,
+    keep: (value: T) => void,
+    join = true,
+  ): Promise<T> => {
+    const pending = join ? cache.inFlight.get(key) : undefined;
     if (pending) return pending as Promise<T>;
     const loading = load();
     cache.inFlight.set(key, loading);
@@ -144,6 +131,28 @@ export function cachedRenderIo(
     } finally {
       cache.inFlight.delete(key);
     }
+  };
+  const remember = async (
+    key: string,
+    load: () => Promise<TaskDefinitionInfo>,
+  ): Promise<TaskDefinitionInfo> => {
+    const hit = refresh ? undefined : cache.taskDefinitions.get(key);
+    if (hit) {
+      cached = true;
+      return hit;
+    }
+    // A lookup under way for an equal definition is as fresh as our own; only its caller registered anything.
+    let ours = false;
+    const info = await once(
+      key,
+      () => {
+        ours = true;
+        return load();
+      },
+      (value) => cache.taskDefinitions.set(key, { ...value, registered: false }),
+      !refresh,
+    );
+    return ours ? info : { ...info, registered: false };
   };
   return {
     taskDefinitionCached: () => cached,
