@@ -1,4 +1,5 @@
 import { ConfigError } from './errors';
+import { MIN_TOKEN_LENGTH as MIN_RUN_NOW_TOKEN_LENGTH } from './launch/run-now';
 import { MAX_START_LEAD_SECONDS } from './launch/start-lead';
 
 /**
@@ -272,6 +273,40 @@ export function parseJobDefaults(env: Env): JobDefaults {
     executionRoleArn,
     network: vpcId ? { vpcId, subnets, securityGroups, assignPublicIp } : undefined,
   };
+}
+
+/** The run-now entry point's bearer token (src/launch/run-now.ts): a plain value for local use, or a secret. */
+export type RunNowTokenSource =
+  | { kind: 'none' }
+  | { kind: 'value'; value: string }
+  | { kind: 'secret'; secretArn: string };
+
+/** LAUNCHER_RUN_NOW_TOKEN or LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN; neither means run-now is off. */
+export function parseRunNowToken(env: Env): RunNowTokenSource {
+  const value = text(env, 'LAUNCHER_RUN_NOW_TOKEN');
+  const secretArn = text(env, 'LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN');
+  if (value && secretArn) {
+    throw new ConfigError(
+      'only one of LAUNCHER_RUN_NOW_TOKEN and LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN may be set; deployed stacks use the secret',
+    );
+  }
+  if (secretArn) {
+    if (!SECRET_ARN.test(secretArn) || secretArn.split(':')[2] !== 'secretsmanager') {
+      throw new ConfigError(
+        `LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN is not a Secrets Manager secret ARN: ${JSON.stringify(secretArn)}; set it to arn:aws:secretsmanager:<region>:<account>:secret:<name>`,
+      );
+    }
+    return { kind: 'secret', secretArn };
+  }
+  if (value) {
+    if (value.length < MIN_RUN_NOW_TOKEN_LENGTH) {
+      throw new ConfigError(
+        `LAUNCHER_RUN_NOW_TOKEN is ${value.length} characters long; use at least ${MIN_RUN_NOW_TOKEN_LENGTH} random characters (e.g. openssl rand -hex 32)`,
+      );
+    }
+    return { kind: 'value', value };
+  }
+  return { kind: 'none' };
 }
 
 /** The state machine ARN, or a ConfigError for the functions that start executions. */

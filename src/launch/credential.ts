@@ -2,8 +2,10 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { readSecretString } from '../aws/secrets';
 import { readParameter } from '../aws/ssm';
-import type { CredentialSource } from '../config';
+import type { CredentialSource, RunNowTokenSource } from '../config';
+import { ConfigError } from '../errors';
 import type { ResolvedCredential } from '../prefect/http';
+import { MIN_TOKEN_LENGTH } from './run-now';
 
 /**
  * The launcher's own Prefect credential, read once at cold start: a Secrets Manager secret or an SSM
@@ -35,4 +37,46 @@ async function readArn(arn: string, clients: CredentialClients): Promise<string>
   return arn.split(':')[2] === 'ssm'
     ? readParameter(await clients.ssm(), arn)
     : readSecretString(await clients.secrets(), arn);
+}
+
+/**
+ * The run-now token, re-read from its secret at most every `ttlSeconds`: after a rotation, a warm function
+ * accepts the new token within that time (docs/deploy.md, rotating the token).
+ */
+export function runNowTokenReader(
+  source: RunNowTokenSource,
+  secrets: () => Promise<SecretsManagerClient>,
+  options: { ttlSeconds?: number; now?: () => number } = {},
+): () => Promise<string> {
+  const ttlMs = (options.ttlSeconds ?? 300) * 1000;
+  const now = options.now ?? Date.now;
+  let cached: { value: Promise<string>; at: number } | undefined;
+  return () => {
+    if (source.kind === 'none') {
+      return Promise.reject(
+        new ConfigError(
+          'the run-now entry point has no token; set LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN (serverless.yml does this when runNow is true)',
+        ),
+      );
+    }
+    if (source.kind === 'value') return Promise.resolve(source.value);
+    if (!cached || now() - cached.at >= ttlMs) {
+      const value = secrets()
+        .then((client) => readSecretString(client, source.secretArn))
+        .then((token) => {
+          if (token.length < MIN_TOKEN_LENGTH) {
+            throw new ConfigError(
+              `the run-now token in ${source.secretArn} is ${token.length} characters long; store at least ${MIN_TOKEN_LENGTH} random characters`,
+            );
+          }
+          return token;
+        });
+      // A failed read is not kept: the next call tries again.
+      value.catch(() => {
+        if (cached?.value === value) cached = undefined;
+      });
+      cached = { value, at: now() };
+    }
+    return cached.value;
+  };
 }

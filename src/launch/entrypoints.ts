@@ -1,4 +1,5 @@
 import { deregisterIfTagged, describeTasks, stopTask } from '../aws/ecs';
+import { createSecretsManagerClient } from '../aws/secrets';
 import {
   describeExecution,
   executionArnFor,
@@ -6,15 +7,23 @@ import {
   startLaunchExecution,
   stopExecution,
 } from '../aws/sfn';
-import { type CredentialSource, requireStateMachineArn } from '../config';
+import {
+  type CredentialSource,
+  type LauncherConfig,
+  parseRunNowToken,
+  requireStateMachineArn,
+} from '../config';
+import { createLogger } from '../log';
 import type { ContainerCredential } from '../render/job-configuration';
 import type { AwsClients, Runtime } from '../runtime';
 import { type AwsCache, createAwsCache } from './aws-cache';
 import { type CrashInput, reportLaunchFailure } from './crash';
-import { type PollSummary, poll } from './poll';
+import { runNowTokenReader } from './credential';
+import { type PollSettings, type PollSummary, poll } from './poll';
 import { type PreparedLaunch, type PrepareInput, prepareLaunch } from './prepare';
 import { type ReconcileAws, reconcile } from './reconcile';
 import { reportTaskStateChange, type TaskStateChange } from './report';
+import { handleRunNow, type RunNowOutcome, type RunNowRequest, type RunNowResponse } from './run-now';
 
 /** One function per Lambda: what the handler calls once it has validated its event. */
 
@@ -23,6 +32,7 @@ export type PollClients = Pick<AwsClients, 'sfn' | 'ecs'>;
 export type PrepareClients = Pick<AwsClients, 'ecs' | 'ec2'>;
 export type ReportClients = Pick<AwsClients, 'ecs'>;
 export type CrashClients = Record<never, never>;
+export type RunNowClients = Pick<AwsClients, 'sfn'>;
 
 /** The AWS calls of the reconciliation sweep, against the launch state machine and ECS. */
 export function reconcileAws(rt: Runtime<PollClients>, stateMachineArn: string): ReconcileAws {
@@ -52,15 +62,7 @@ export function runPoll(
   return poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
-    settings: {
-      workPool: rt.config.workPool,
-      workQueues: rt.config.workQueues,
-      workerName: rt.config.workerName,
-      lookaheadSeconds: rt.config.lookaheadSeconds,
-      startLeadSeconds: rt.config.startLeadSeconds,
-      pollIntervalSeconds: rt.config.pollIntervalSeconds,
-      concurrency: rt.config.concurrency,
-    },
+    settings: pollSettings(rt.config),
     reconcile: () =>
       reconcile({
         prefect: rt.prefect,
@@ -78,6 +80,54 @@ export function runPoll(
     log,
     now,
   });
+}
+
+function pollSettings(config: LauncherConfig): PollSettings {
+  return {
+    workPool: config.workPool,
+    workQueues: config.workQueues,
+    workerName: config.workerName,
+    lookaheadSeconds: config.lookaheadSeconds,
+    startLeadSeconds: config.startLeadSeconds,
+    pollIntervalSeconds: config.pollIntervalSeconds,
+    concurrency: config.concurrency,
+  };
+}
+
+/**
+ * The run-now function: a caller without the token is refused before the runtime (and so the Prefect
+ * credential and any client) is even built.
+ */
+export function runNowService(
+  runtime: () => Promise<Runtime<RunNowClients>>,
+  env: Record<string, string | undefined> = process.env,
+): (request: RunNowRequest) => Promise<RunNowResponse> {
+  const log = createLogger({ service: 'prefect-ecs-launcher', function: 'run-now' });
+  let token: (() => Promise<string>) | undefined;
+  return (request) => {
+    token ??= runNowTokenReader(parseRunNowToken(env), () =>
+      createSecretsManagerClient(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+    );
+    return handleRunNow({ token, claim: async (id) => runRunNow(await runtime(), id), log }, request);
+  };
+}
+
+/** A run-now call: the poll's claim-and-start path for one named run, or every due run of the pool. */
+export async function runRunNow(
+  rt: Runtime<RunNowClients>,
+  flowRunId: string | undefined,
+  options: { now?: () => Date } = {},
+): Promise<RunNowOutcome> {
+  const stateMachineArn = requireStateMachineArn(rt.config);
+  const summary = await poll({
+    prefect: rt.prefect,
+    startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
+    settings: pollSettings(rt.config),
+    log: rt.log.child({ function: 'run-now', ...(flowRunId ? { flowRunId } : {}) }),
+    runNow: { flowRunId },
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return { due: summary.due, started: summary.outcomes.started };
 }
 
 export function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {

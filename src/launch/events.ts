@@ -1,8 +1,9 @@
-import type { ScheduledEvent } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, ScheduledEvent } from 'aws-lambda';
 import { InvalidEventError } from '../errors';
 import type { CrashInput } from './crash';
 import type { PrepareInput } from './prepare';
 import type { TaskStateChange } from './report';
+import type { RunNowRequest } from './run-now';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -103,4 +104,28 @@ function badTaskField(detail: Record<string, unknown>): string | null {
     }
   }
   return null;
+}
+
+/**
+ * A Lambda function URL request (payload format 2.0, header names in lower case):
+ * https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads
+ */
+export function parseRunNowEvent(event: unknown): RunNowRequest {
+  const e = isObject(event) ? (event as Partial<APIGatewayProxyEventV2>) : undefined;
+  const method = e?.requestContext?.http?.method;
+  if (typeof method !== 'string') {
+    throw new InvalidEventError(
+      'the run-now function expects a Lambda function URL request (payload format 2.0); invoke it through its function URL',
+    );
+  }
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(isObject(e?.headers) ? e.headers : {})) {
+    if (typeof value === 'string') headers[name.toLowerCase()] = value;
+  }
+  return {
+    method,
+    headers,
+    ...(typeof e?.body === 'string' ? { body: e.body } : {}),
+    isBase64Encoded: e?.isBase64Encoded === true,
+  };
 }

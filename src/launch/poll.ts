@@ -54,6 +54,11 @@ export interface PollDeps {
   reconcile?: () => Promise<ReconcileSummary>;
   log: Logger;
   now?: () => Date;
+  /**
+   * A run-now call (src/launch/run-now.ts) rather than the schedule: no heartbeat and no sweep, and when a
+   * flow run is named, only that one, if the server offers it as due.
+   */
+  runNow?: { flowRunId: string | undefined };
 }
 
 export type RunOutcome =
@@ -88,13 +93,15 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
       `work pool ${JSON.stringify(settings.workPool)} is of type ${JSON.stringify(pool.type)}; the launcher serves only 'ecs' pools`,
     );
   }
-  await prefect.heartbeatWorker(settings.workPool, {
-    name: settings.workerName,
-    heartbeatIntervalSeconds: settings.pollIntervalSeconds,
-  });
+  if (!deps.runNow) {
+    await prefect.heartbeatWorker(settings.workPool, {
+      name: settings.workerName,
+      heartbeatIntervalSeconds: settings.pollIntervalSeconds,
+    });
+  }
 
   let reconciled: ReconcileSummary | undefined;
-  if (deps.reconcile) {
+  if (deps.reconcile && !deps.runNow) {
     try {
       reconciled = await deps.reconcile();
     } catch (error) {
@@ -108,10 +115,12 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
   const scheduledBefore = new Date(
     now().getTime() + (settings.lookaheadSeconds + settings.startLeadSeconds) * 1000,
   );
-  const due = await prefect.getScheduledFlowRuns(settings.workPool, {
+  const offered = await prefect.getScheduledFlowRuns(settings.workPool, {
     workQueueNames: settings.workQueues,
     scheduledBefore,
   });
+  const only = deps.runNow?.flowRunId;
+  const due = only ? offered.filter((d) => d.flow_run.id === only) : offered;
 
   const reads = due.length
     ? await readForLaunch(
@@ -141,7 +150,10 @@ export async function poll(deps: PollDeps): Promise<PollSummary> {
     ...(reconciled ? { reconciled } : {}),
   };
   for (const o of outcomes) summary.outcomes[o] += 1;
-  log.info('poll finished', { workPool: settings.workPool, ...summary });
+  log.info(deps.runNow ? 'run-now claim finished' : 'poll finished', {
+    workPool: settings.workPool,
+    ...summary,
+  });
   return summary;
 }
 

@@ -13,6 +13,8 @@ import type { ExecutionResult, LocalLaunchMachine, RunningExecution } from './la
 export class LocalExecutor {
   private readonly running = new Map<string, RunningExecution>();
   private readonly finished = new Map<string, ExecutionResult & { stopDate: Date }>();
+  /** One pick-up at a time: the poll's timer and run-now calls both ask, and none may start a run twice. */
+  private picking: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly sfn: SFNClient,
@@ -23,7 +25,13 @@ export class LocalExecutor {
   ) {}
 
   /** Starts executions moto has that are not yet running here, up to the limit; returns how many it started. */
-  async pickUp(): Promise<number> {
+  pickUp(): Promise<number> {
+    const next = this.picking.then(() => this.pickUpNow());
+    this.picking = next.catch(() => undefined);
+    return next;
+  }
+
+  private async pickUpNow(): Promise<number> {
     let started = 0;
     const listed = await listExecutions(this.sfn, this.stateMachineArn, 'RUNNING');
     const stillRunning = new Set(listed.map((e) => e.name));
@@ -72,7 +80,7 @@ export class LocalExecutor {
   }
 
   /** Runs every execution moto has until none is left, `maxRunning` at a time. */
-  async settle(): Promise<Map<string, ExecutionResult>> {
+  async settle(): Promise<ReadonlyMap<string, ExecutionResult>> {
     await this.pickUp();
     while (this.running.size) {
       await Promise.race([...this.running.values()].map((r) => r.result));

@@ -1,11 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCluster } from '../aws/ecs';
 import { createStateMachine } from '../aws/sfn';
 import { ConfigError } from '../errors';
-import { runPoll } from '../launch/entrypoints';
+import { runPoll, runRunNow } from '../launch/entrypoints';
+import { handleRunNow } from '../launch/run-now';
+import { applyRunNowAutomation, removeRunNowAutomation } from '../launch/run-now-automation';
 import type { PrefectClient } from '../prefect/client';
-import type { FlowRun, StateType } from '../prefect/types';
+import type { FlowRun, StateType, WorkPool } from '../prefect/types';
 import defaultBaseJobTemplate from '../render/default-base-job-template.json';
 import type { JsonObject } from '../render/types';
 import { createRuntime, type Runtime } from '../runtime';
@@ -13,6 +16,7 @@ import { loadLaunchDefinition, localFunctionArns } from './definition';
 import { LocalExecutor } from './executor';
 import type { ExecutionResult } from './launch-machine';
 import { localLaunchMachine } from './launcher';
+import { startRunNowListener } from './run-now-listener';
 import { startLocalMoto, startLocalStack } from './stack';
 import { holdMotoTasksRunning, LocalTaskRunner } from './task-runner';
 
@@ -33,13 +37,16 @@ export interface StartOptions {
   once: boolean;
   /** Keep the local server's PREFECT_HOME under .local/ across restarts. */
   keep: boolean;
+  /** Set up the run-now automation (embedded server only: another server may not reach this loopback). */
+  runNow: boolean;
 }
 
 const root = path.resolve(__dirname, '..', '..');
 const POLL_SECONDS = 5;
 const LOOKAHEAD_SECONDS = 10;
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
-const USAGE = 'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep]';
+const USAGE =
+  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--no-run-now]';
 
 export function parseStartArgs(argv: string[]): StartOptions {
   let values: ReturnType<typeof parse>['values'];
@@ -53,6 +60,7 @@ export function parseStartArgs(argv: string[]): StartOptions {
     sample: !values['no-sample'],
     once: Boolean(values.once),
     keep: Boolean(values.keep),
+    runNow: !values['no-run-now'] && !values['api-url'],
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
   };
   if (options.once && !options.sample) throw new ConfigError(`--once waits for the sample run\n${USAGE}`);
@@ -74,6 +82,7 @@ function parse(argv: string[]) {
       'no-sample': { type: 'boolean' },
       once: { type: 'boolean' },
       keep: { type: 'boolean' },
+      'no-run-now': { type: 'boolean' },
     },
   });
 }
@@ -163,6 +172,11 @@ async function run(
     await executor.stop(3_000);
   });
 
+  if (options.runNow) {
+    const url = await startRunNow(rt, pool, executor, cleanup, print);
+    print(`  run now      ${url}: Prefect's automation calls it when a run is started by hand`);
+  }
+
   const sample = options.sample ? await triggerSample(rt.prefect, pool.name) : undefined;
   if (sample) print(`  sample       deployment my-flow/${pool.name}, run ${sample.name} triggered`);
   print(`  polling every ${POLL_SECONDS} s, ${LOOKAHEAD_SECONDS} s ahead; Ctrl-C stops everything`);
@@ -196,6 +210,43 @@ async function run(
     };
     tick().catch(reject);
   });
+}
+
+/**
+ * Run now on the local stack: the entry point's loopback stand-in with a fresh token, and the pool's
+ * automation on the local server pointing at it (removed again on the way out).
+ */
+async function startRunNow(
+  rt: Runtime,
+  pool: WorkPool,
+  executor: LocalExecutor,
+  cleanup: (() => Promise<void>)[],
+  print: (line: string) => void,
+): Promise<string> {
+  const token = randomBytes(32).toString('hex');
+  const log = rt.log.child({ function: 'run-now' });
+  const listener = await startRunNowListener(
+    (request) =>
+      handleRunNow(
+        {
+          token: async () => token,
+          claim: async (flowRunId) => {
+            const outcome = await runRunNow(rt, flowRunId);
+            await executor.pickUp();
+            return outcome;
+          },
+          log,
+        },
+        request,
+      ),
+    (error) => print(`run now failed: ${error.message}`),
+  );
+  cleanup.push(listener.stop);
+  await applyRunNowAutomation(rt.prefect, pool, { url: listener.url, token });
+  cleanup.push(async () => {
+    await removeRunNowAutomation(rt.prefect, pool.name);
+  });
+  return listener.url;
 }
 
 /** The launcher's runtime as the Lambdas build it, pointed at moto, with the launch state machine in moto. */

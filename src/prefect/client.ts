@@ -13,7 +13,10 @@ import {
   type ResolvedCredential,
 } from './http';
 import type {
+  Automation,
+  AutomationCreate,
   BlockDocument,
+  BlockDocumentCreate,
   Deployment,
   DeploymentCreate,
   Flow,
@@ -314,6 +317,67 @@ export class PrefectClient implements TemplateReferenceReader {
     return doc ? doc.data : null;
   }
 
+  // --- the run-now automation (src/launch/run-now-automation.ts) ---
+
+  /** `GET /block_types/slug/{slug}` → its id; null when the server has no such block type. */
+  async readBlockTypeId(slug: string): Promise<string | null> {
+    const type = await this.orNull(this.call<{ id: string }>('GET', `/block_types/slug/${segment(slug)}`));
+    return type ? type.id : null;
+  }
+
+  /** `POST /block_schemas/filter` for one block type → the id of its newest schema, or null. */
+  async readBlockSchemaId(blockTypeId: string): Promise<string | null> {
+    const schemas = await this.call<{ id: string }[]>('POST', '/block_schemas/filter', {
+      block_schemas: { block_type_id: { any_: [blockTypeId] } },
+      limit: 1,
+    });
+    return schemas[0]?.id ?? null;
+  }
+
+  /** `GET /block_types/slug/{slug}/block_documents/name/{name}` → its id, or null on 404. */
+  async readBlockDocumentId(blockTypeSlug: string, name: string): Promise<string | null> {
+    const route = `/block_types/slug/${segment(blockTypeSlug)}/block_documents/name/${segment(name)}`;
+    const doc = await this.orNull(this.call<BlockDocument>('GET', route));
+    return doc ? doc.id : null;
+  }
+
+  /** `POST /block_documents/` → its id. */
+  async createBlockDocument(doc: BlockDocumentCreate): Promise<string> {
+    return (await this.call<BlockDocument>('POST', '/block_documents/', doc)).id;
+  }
+
+  /** `PATCH /block_documents/{id}`, replacing its data. */
+  async replaceBlockDocumentData(id: string, data: JsonObject): Promise<void> {
+    await this.call('PATCH', `/block_documents/${segment(id)}`, { data, merge_existing_data: false });
+  }
+
+  /** `DELETE /block_documents/{id}`; false when it was already gone. */
+  deleteBlockDocument(id: string): Promise<boolean> {
+    return this.deleted(`/block_documents/${segment(id)}`);
+  }
+
+  /** `POST /automations/filter` by exact name. */
+  readAutomationsByName(name: string): Promise<Automation[]> {
+    return this.call<Automation[]>('POST', '/automations/filter', {
+      automations: { name: { any_: [name] } },
+    });
+  }
+
+  /** `POST /automations/` → its id. */
+  async createAutomation(automation: AutomationCreate): Promise<string> {
+    return (await this.call<Automation>('POST', '/automations/', automation)).id;
+  }
+
+  /** `PUT /automations/{id}`: the whole automation is replaced. */
+  async replaceAutomation(id: string, automation: AutomationCreate): Promise<void> {
+    await this.call('PUT', `/automations/${segment(id)}`, automation);
+  }
+
+  /** `DELETE /automations/{id}`; false when it was already gone. */
+  deleteAutomation(id: string): Promise<boolean> {
+    return this.deleted(`/automations/${segment(id)}`);
+  }
+
   /** `GET /variables/name/{name}` → `value`, or undefined on 404. */
   async readVariableValue(name: string): Promise<Json | undefined> {
     const variable = await this.orNull(this.call<Variable>('GET', `/variables/name/${segment(name)}`));
@@ -328,6 +392,17 @@ export class PrefectClient implements TemplateReferenceReader {
   ): Promise<T> {
     const { data } = await this.http.request<T>(method, route, { body, query });
     return data;
+  }
+
+  /** `DELETE route`: true when deleted, false when the server answered 404 (already gone). */
+  private async deleted(route: string): Promise<boolean> {
+    try {
+      await this.call('DELETE', route);
+      return true;
+    } catch (err) {
+      if (isStatus(err, 404)) return false;
+      throw err;
+    }
   }
 
   /** The result, or null when the server answered 404. */

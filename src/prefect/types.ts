@@ -206,6 +206,30 @@ export interface BlockDocument {
   is_anonymous: boolean;
 }
 
+/** `BlockDocumentCreate`: a named block of the given type and schema. */
+export interface BlockDocumentCreate {
+  name: string;
+  block_type_id: string;
+  block_schema_id: string;
+  data: JsonObject;
+}
+
+/**
+ * `AutomationCore`, as far as the launcher writes it: one event trigger and its actions.
+ * https://docs.prefect.io/v3/automate/events/automations-triggers
+ */
+export interface AutomationCreate {
+  name: string;
+  description: string;
+  enabled: boolean;
+  trigger: JsonObject;
+  actions: JsonObject[];
+}
+
+export interface Automation extends AutomationCreate {
+  id: string;
+}
+
 /** `Variable`. */
 export interface Variable {
   id: string;

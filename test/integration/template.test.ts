@@ -69,6 +69,7 @@ const functions = {
   prepare: { handler: 'handlers/prepare.handler', role: 'PrepareRole', timeout: 60 },
   crash: { handler: 'handlers/crash.handler', role: 'CrashRole', timeout: 60 },
   report: { handler: 'handlers/report.handler', role: 'ReportRole', timeout: 60 },
+  runNow: { handler: 'handlers/run-now.handler', role: 'RunNowRole', timeout: 30 },
 };
 const logicalId = (name: string) => `${name[0]?.toUpperCase()}${name.slice(1)}LambdaFunction`;
 
@@ -167,7 +168,7 @@ describe('functions', () => {
         LAUNCHER_LOOKAHEAD_SECONDS: '120',
         LAUNCHER_CONCURRENCY: '8',
       });
-      expect('LAUNCHER_STATE_MACHINE_ARN' in variables).toBe(name === 'poll');
+      expect('LAUNCHER_STATE_MACHINE_ARN' in variables).toBe(name === 'poll' || name === 'runNow');
     }
     const poll = view().resource('PollLambdaFunction').Properties as JsonObject;
     expect((poll.Environment as JsonObject).Variables).toMatchObject({
@@ -353,6 +354,14 @@ describe('IAM', () => {
       ].sort(),
     );
     expect(actions(roleStatements(stack, 'CrashRole'))).toEqual([...credentialActions, ...logActions].sort());
+    expect(actions(roleStatements(stack, 'RunNowRole'))).toEqual(
+      [...credentialActions, ...logActions, 'states:StartExecution'].sort(),
+    );
+    expect(
+      resourcesOf(
+        grants(roleStatements(view({ ...scoped, RunNow: 'true' }), 'RunNowRole'), 'states:StartExecution'),
+      ),
+    ).toEqual(['<LaunchStateMachine>']);
     expect(actions(roleStatements(stack, 'ReportRole'))).toEqual(
       [
         ...credentialActions,
@@ -402,6 +411,7 @@ describe('IAM', () => {
       ['PrepareRole', 'PrepareLogGroup'],
       ['CrashRole', 'CrashLogGroup'],
       ['ReportRole', 'ReportLogGroup'],
+      ['RunNowRole', 'RunNowLogGroup'],
     ] as const) {
       const statements = roleStatements(stack, role);
       expect(resourcesOf(grants(statements, 'logs:PutLogEvents'))).toEqual([`<${group}.Arn>`]);
@@ -502,7 +512,55 @@ describe('IAM', () => {
 describe('optional infrastructure', () => {
   it('creates nothing extra by default', () => {
     const ids = Object.keys(view().resources());
-    for (const id of ['LauncherCluster', 'TaskExecutionRole', 'TaskLogGroup']) expect(ids).not.toContain(id);
+    for (const id of [
+      'LauncherCluster',
+      'TaskExecutionRole',
+      'TaskLogGroup',
+      'RunNowTokenSecret',
+      'RunNowFunctionUrl',
+      'RunNowUrlPermission',
+      'RunNowInvokePermission',
+    ]) {
+      expect(ids).not.toContain(id);
+    }
+    // Without its URL the run-now function cannot be reached, and has no token to accept.
+    const env = (view().resource('RunNowLambdaFunction').Properties as JsonObject).Environment as JsonObject;
+    expect((env.Variables as JsonObject).LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN).toBe('');
+  });
+
+  it('with runNow, opens a function URL that only the token holder gets past, at a capped concurrency', () => {
+    const stack = view({ RunNow: 'true' });
+    expect(stack.resource('RunNowFunctionUrl').Properties).toEqual({
+      AuthType: 'NONE',
+      TargetFunctionArn: '<RunNowLambdaFunction.Arn>',
+    });
+    // Both permissions AWS requires of a public function URL, and no wider: InvokeFunction only through it.
+    expect(stack.resource('RunNowUrlPermission').Properties).toEqual({
+      Action: 'lambda:InvokeFunctionUrl',
+      FunctionName: '<RunNowLambdaFunction>',
+      Principal: '*',
+      FunctionUrlAuthType: 'NONE',
+    });
+    expect(stack.resource('RunNowInvokePermission').Properties).toEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: '<RunNowLambdaFunction>',
+      Principal: '*',
+      InvokedViaFunctionUrl: true,
+    });
+    expect(stack.resource('RunNowTokenSecret').Properties).toMatchObject({
+      GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true },
+    });
+    const fn = stack.resource('RunNowLambdaFunction').Properties as JsonObject;
+    expect(fn.ReservedConcurrentExecutions).toBe('2');
+    expect((fn.Environment as JsonObject).Variables).toMatchObject({
+      LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN: '<RunNowTokenSecret>',
+      LAUNCHER_STATE_MACHINE_ARN: '<LaunchStateMachine>',
+    });
+    expect(
+      resourcesOf(grants(roleStatements(stack, 'RunNowRole'), 'secretsmanager:GetSecretValue')),
+    ).toContain('<RunNowTokenSecret>');
+    expect(stack.resolve(template.Outputs.RunNowUrl?.Value)).toBe('<RunNowFunctionUrl.FunctionUrl>');
+    expect(stack.resolve(template.Outputs.RunNowTokenSecretArn?.Value)).toBe('<RunNowTokenSecret>');
   });
 
   it('creates the cluster, named or not, and uses it everywhere', () => {

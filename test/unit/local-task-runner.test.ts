@@ -112,7 +112,14 @@ describe('localContainer', () => {
 
 describe('parseStartArgs', () => {
   it('defaults to the local-ecs pool, the sample, and running until stopped', () => {
-    expect(parseStartArgs([])).toEqual({ pool: 'local-ecs', sample: true, once: false, keep: false });
+    expect(parseStartArgs([])).toEqual({
+      pool: 'local-ecs',
+      sample: true,
+      once: false,
+      keep: false,
+      runNow: true,
+    });
+    expect(parseStartArgs(['--no-run-now'])).toMatchObject({ runNow: false });
   });
 
   it('takes the API URL, the pool and the flags', () => {
@@ -122,6 +129,8 @@ describe('parseStartArgs', () => {
       sample: false,
       once: false,
       keep: false,
+      // Another server may not reach this machine's loopback, where the entry point listens.
+      runNow: false,
     });
   });
 
