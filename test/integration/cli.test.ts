@@ -4,7 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ECSClient, ListTaskDefinitionsCommand } from '@aws-sdk/client-ecs';
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { runNowNames } from '../../src/launch/run-now-automation';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { taskGroupFor } from '../../src/render/render-job';
 import {
@@ -108,6 +114,73 @@ describe('prefect-ecs-launcher against Prefect and moto', () => {
     );
     const reread = await prefectRaw<Pool>('GET', `/work_pools/${pool}`);
     expect(reread).toMatchObject({ id: read.id, base_job_template: customTemplate });
+  });
+
+  it("sets up, rotates and removes the pool's run-now automation, the token read from its secret", async () => {
+    const secrets = new SecretsManagerClient(awsTestConfig());
+    const token = 'r'.repeat(64);
+    const created = await secrets.send(
+      new CreateSecretCommand({ Name: uniqueName('run-now-token'), SecretString: token }),
+    );
+    const arn = created.ARN as string;
+    const url = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws/';
+    const names = runNowNames(pool);
+    const flags = ['--run-now-url', url, '--run-now-token-secret-arn', arn];
+
+    const applied = await cli(['pool', 'update', pool, ...flags]);
+    expect(applied).toMatchObject({ status: 0, stderr: '' });
+    // Only the automation: the pool's template is left as the earlier test made it.
+    expect(applied.stdout).toBe(
+      `created automation '${names.automation}': runs of '${pool}' scheduled by hand are launched at once through ${url}\n`,
+    );
+    expect((await prefectRaw<Pool>('GET', `/work_pools/${pool}`)).base_job_template).toEqual(customTemplate);
+    const [automation] = await prefectRaw<{ id: string; trigger: { expect: string[] } }[]>(
+      'POST',
+      '/automations/filter',
+      { automations: { name: { any_: [names.automation] } } },
+    );
+    expect(automation?.trigger.expect).toEqual(['prefect.flow-run.Scheduled']);
+
+    // Rotation: the secret changes, the same command updates the block in place.
+    await secrets.send(new PutSecretValueCommand({ SecretId: arn, SecretString: 's'.repeat(64) }));
+    const rotated = await cli(['pool', 'update', pool, ...flags]);
+    expect(rotated.stdout).toMatch(/^updated automation /);
+    const block = await prefectRaw<{ data: { headers: Record<string, string> } }>(
+      'GET',
+      `/block_types/slug/webhook/block_documents/name/${names.block}?include_secrets=true`,
+    );
+    expect(block.data.headers.authorization).toBe(`Bearer ${'s'.repeat(64)}`);
+
+    const removed = await cli(['pool', 'update', pool, '--no-run-now']);
+    expect(removed.stdout).toBe(
+      `removed the run-now automation of '${pool}'; its runs wait for the schedule's poll again\n`,
+    );
+    expect(
+      await prefectRaw('POST', '/automations/filter', {
+        automations: { name: { any_: [names.automation] } },
+      }),
+    ).toEqual([]);
+    expect((await cli(['pool', 'update', pool, '--no-run-now'])).stdout).toBe(
+      `work pool '${pool}' had no run-now automation\n`,
+    );
+  });
+
+  it('names what is wrong with the run-now flags before touching Prefect', async () => {
+    const url = 'https://x.lambda-url.us-east-1.on.aws/';
+    for (const [args, env, message] of [
+      [['--run-now-url', url], {}, '--run-now-url needs the token: --run-now-token-secret-arn'],
+      [['--run-now-url', 'http://example.com/'], {}, '--run-now-url must be https://'],
+      [
+        ['--run-now-url', url],
+        { LAUNCHER_RUN_NOW_TOKEN: 'short' },
+        'LAUNCHER_RUN_NOW_TOKEN is 5 characters long',
+      ],
+      [['--no-run-now', '--run-now-url', url], {}, '--no-run-now removes the run-now automation'],
+    ] as const) {
+      const run = await cli(['pool', 'update', pool, ...args], env);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
   });
 
   it('refuses to update a pool that does not exist', async () => {
