@@ -207,6 +207,7 @@ describe('functions', () => {
       'PollLogGroup',
       'PrepareLogGroup',
       'ReportLogGroup',
+      'RunNowLogGroup',
     ]);
     for (const [, group] of groups) expect(group.Properties?.RetentionInDays).toBe('14');
   });
