@@ -21,6 +21,47 @@ export async function arrangePool(http: PrefectHttp, pool: string): Promise<{ fl
   return { flowId: flow.data.id };
 }
 
+/** The scenario's deployment in the pool, with the given schedules (none for runs started by hand). */
+export async function createDeployment(
+  http: PrefectHttp,
+  target: { pool: string; cluster: string; flowId: string },
+  schedules: object[] = [],
+): Promise<{ id: string }> {
+  const { data } = await http.request<{ id: string }>('POST', '/deployments/', {
+    body: {
+      name: target.pool,
+      flow_id: target.flowId,
+      work_pool_name: target.pool,
+      entrypoint: 'flows.py:bench',
+      // The launch is measured, not the flow: these tasks never run a flow process.
+      job_variables: { cluster: target.cluster, image: 'prefecthq/prefect:3-latest' },
+      enforce_parameter_schema: false,
+      schedules,
+    },
+  });
+  return data;
+}
+
+/**
+ * One run started by hand, as the UI's "Run" and `prefect deployment run` do: created Scheduled for now,
+ * which emits the `prefect.flow-run.Scheduled` event the run-now automation matches. Returns when the
+ * request was sent (ms since the epoch) along with its id.
+ */
+export async function startRunByHand(
+  http: PrefectHttp,
+  deploymentId: string,
+): Promise<{ id: string; at: number }> {
+  const at = Date.now();
+  const { data } = await http.request<{ id: string }>(
+    'POST',
+    `/deployments/${deploymentId}/create_flow_run`,
+    {
+      body: { state: { type: 'SCHEDULED', name: 'Scheduled' } },
+    },
+  );
+  return { id: data.id, at };
+}
+
 export interface ScheduledRun {
   id: string;
   /** ms since the epoch. */
@@ -41,20 +82,9 @@ export async function scheduleRuns(
   runs: number,
   windowSeconds: number,
 ): Promise<ScheduledRun[]> {
-  const { data: deployment } = await http.request<{ id: string }>('POST', '/deployments/', {
-    body: {
-      name: target.pool,
-      flow_id: target.flowId,
-      work_pool_name: target.pool,
-      entrypoint: 'flows.py:bench',
-      // The launch is measured, not the flow: these tasks never run a flow process.
-      job_variables: { cluster: target.cluster, image: 'prefecthq/prefect:3-latest' },
-      enforce_parameter_schema: false,
-      schedules: [
-        { schedule: { interval: windowSeconds / runs, anchor_date: first.toISOString() }, active: true },
-      ],
-    },
-  });
+  const deployment = await createDeployment(http, target, [
+    { schedule: { interval: windowSeconds / runs, anchor_date: first.toISOString() }, active: true },
+  ]);
   await http.request('POST', `/deployments/${deployment.id}/schedule`, {
     body: {
       start_time: first.toISOString(),

@@ -1,14 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import { runTask } from '../aws/ecs';
 import { createSfnClient, createStateMachine, executionArnFor, stopExecution } from '../aws/sfn';
 import { parseConfig } from '../config';
-import { runCrash, runPoll, runPrepare, runReport } from '../launch/entrypoints';
+import { runCrash, runPoll, runPrepare, runReport, runRunNow } from '../launch/entrypoints';
 import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
 import type { ReconcileAws } from '../launch/reconcile';
+import { handleRunNow } from '../launch/run-now';
+import { applyRunNowAutomation, removeRunNowAutomation } from '../launch/run-now-automation';
 import { loadLaunchDefinition, localFunctionArns } from '../local/definition';
 import { taskStateChangeEvent } from '../local/ecs-events';
 import { type ExecutionResult, LocalLaunchMachine } from '../local/launch-machine';
+import { startRunNowListener } from '../local/run-now-listener';
 import type { EcsTaskApi } from '../local/run-task-sync';
-import { createRuntime } from '../runtime';
+import { createRuntime, type Runtime } from '../runtime';
 import { BENCH_AWS, type RunningSide, type Side, type SideContext, type SideUsage } from './side';
 
 /** At most `limit` calls of the returned wrapper run at once; the rest wait in order. */
@@ -41,26 +45,31 @@ const DEFAULT_CONCURRENCY = parseConfig({
   LAUNCHER_WORK_POOL: 'p',
 }).concurrency;
 
-export function launcherSide(options: { prepareConcurrency: number; startLeadSeconds: number }): Side {
+export interface LauncherSideOptions {
+  prepareConcurrency: number;
+  startLeadSeconds: number;
+  /** Set up run now: the pool's automation calls the entry point (in this process, on loopback). */
+  runNow?: boolean;
+}
+
+export function launcherSide(options: LauncherSideOptions): Side {
   return {
-    name: 'launcher',
+    name: options.runNow ? 'launcher-run-now' : 'launcher',
     describe: ({ pollSeconds, lookaheadSeconds }) => ({
       LAUNCHER_POLL_INTERVAL_SECONDS: pollSeconds,
       LAUNCHER_LOOKAHEAD_SECONDS: lookaheadSeconds,
       LAUNCHER_START_LEAD_SECONDS: options.startLeadSeconds,
       LAUNCHER_CONCURRENCY: `${DEFAULT_CONCURRENCY} (default)`,
       'Prepare invocations at once (stand-in for Lambda concurrency)': options.prepareConcurrency,
+      'run now': options.runNow ? "on: the pool's automation calls the entry point" : 'off',
     }),
     startLeadSeconds: options.startLeadSeconds,
-    start: (context) => startLauncher(context, options.prepareConcurrency, options.startLeadSeconds),
+    start: (context) => startLauncher(context, options),
   };
 }
 
-async function startLauncher(
-  context: SideContext,
-  prepareConcurrency: number,
-  startLeadSeconds: number,
-): Promise<RunningSide> {
+async function startLauncher(context: SideContext, options: LauncherSideOptions): Promise<RunningSide> {
+  const { prepareConcurrency, startLeadSeconds } = options;
   const sfn = createSfnClient({ ...BENCH_AWS, endpoint: context.motoUrl });
   const stateMachineArn = await createStateMachine(
     sfn,
@@ -192,6 +201,7 @@ async function startLauncher(
   };
   firePoll();
   const pollTimer = setInterval(firePoll, context.pollSeconds * 1000);
+  const runNow = options.runNow ? await startRunNow(rt, facts, (err) => note('run now', err)) : undefined;
 
   return {
     failure: () => undefined,
@@ -200,10 +210,47 @@ async function startLauncher(
     usage: () => structuredClone(usage),
     stop: async () => {
       clearInterval(pollTimer);
+      await runNow?.();
       await Promise.all(polls);
       // Every launch has happened (the scenario waited for it), so the executions end at once.
       await Promise.all(executions);
       await Promise.all(reports);
     },
+  };
+}
+
+/**
+ * The run-now entry point as `npm start` serves it (src/local/run-now-listener.ts), and the pool's automation
+ * on the benchmark's Prefect server calling it. Returns what undoes both.
+ */
+async function startRunNow(
+  rt: Runtime,
+  facts: Record<string, number>,
+  note: (err: unknown) => void,
+): Promise<() => Promise<void>> {
+  const token = randomBytes(32).toString('hex');
+  const listener = await startRunNowListener(
+    (request) =>
+      handleRunNow(
+        {
+          token: async () => token,
+          claim: async (flowRunId) => {
+            const outcome = await runRunNow(rt, flowRunId);
+            facts['run-now calls'] = (facts['run-now calls'] ?? 0) + 1;
+            facts['run-now started'] = (facts['run-now started'] ?? 0) + outcome.started;
+            return outcome;
+          },
+          log: rt.log,
+        },
+        request,
+      ),
+    note,
+  );
+  const pool = await rt.prefect.readWorkPool(rt.config.workPool);
+  if (!pool) throw new Error(`no work pool ${rt.config.workPool}`);
+  await applyRunNowAutomation(rt.prefect, pool, { url: listener.url, token });
+  return async () => {
+    await removeRunNowAutomation(rt.prefect, pool.name);
+    await listener.stop();
   };
 }

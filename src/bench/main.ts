@@ -8,6 +8,7 @@ import { type Bill, launcherBill, PRICES, workerBill } from './bill';
 import { type BundleResult, measureBundles } from './bundles';
 import { latenessChart } from './chart';
 import { launcherSide } from './launcher-side';
+import { type RunNowResult, runNowScenario } from './run-now';
 import { runScenario, type ScenarioResult } from './scenario';
 import type { Side } from './side';
 import { formatTable, percentile, seconds } from './stats';
@@ -21,9 +22,14 @@ import { workerSide } from './worker-side';
 
 const root = path.resolve(__dirname, '..', '..');
 const USAGE =
-  'usage: npm run bench -- [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--start-lead L] [--sides launcher,worker] [--database postgres|sqlite] [--out DIR]';
+  'usage: npm run bench -- [--scenario scheduled|run-now] [--sizes 10,100,1000] [--window S] [--poll S] [--lookahead S] [--lead S] [--prepare-concurrency K] [--start-lead L] [--sides launcher,worker] [--database postgres|sqlite] [--out DIR]';
 
 export interface BenchOptions {
+  /**
+   * `scheduled`: runs due at set times (benchmarks.json). `run-now`: runs started by hand, creation →
+   * RunTask, the launcher with and without run now against the worker (benchmarks-run-now.json).
+   */
+  scenario: 'scheduled' | 'run-now';
   sizes: number[];
   windowSeconds: number;
   pollSeconds: number;
@@ -57,23 +63,36 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       lead: { type: 'string' },
       'prepare-concurrency': { type: 'string' },
       'start-lead': { type: 'string' },
+      scenario: { type: 'string' },
       sides: { type: 'string' },
       database: { type: 'string' },
       out: { type: 'string' },
     },
   });
-  const sizes = (values.sizes ?? '10,100,1000').split(',').map((s) => positive('sizes', s.trim(), 0));
-  const sides = (values.sides ?? 'launcher,worker').split(',').map((s) => s.trim());
+  const scenario = values.scenario ?? 'scheduled';
+  if (scenario !== 'scheduled' && scenario !== 'run-now') {
+    throw new Error(`--scenario must be scheduled or run-now, got ${scenario}\n${USAGE}`);
+  }
+  const runNow = scenario === 'run-now';
+  const sizes = (values.sizes ?? (runNow ? '50' : '10,100,1000'))
+    .split(',')
+    .map((s) => positive('sizes', s.trim(), 0));
+  const sides = (values.sides ?? (runNow ? 'launcher-run-now,launcher,worker' : 'launcher,worker'))
+    .split(',')
+    .map((s) => s.trim());
   for (const side of sides) {
-    if (side !== 'launcher' && side !== 'worker') throw new Error(`unknown side ${side}\n${USAGE}`);
+    if (!['launcher', 'worker', ...(runNow ? ['launcher-run-now'] : [])].includes(side)) {
+      throw new Error(`unknown side ${side} for the ${scenario} scenario\n${USAGE}`);
+    }
   }
   const database = values.database ?? 'postgres';
   if (database !== 'postgres' && database !== 'sqlite') {
     throw new Error(`--database must be postgres or sqlite, got ${database}\n${USAGE}`);
   }
   return {
+    scenario,
     sizes: sizes.map(Math.round),
-    windowSeconds: positive('window', values.window, 30),
+    windowSeconds: positive('window', values.window, runNow ? 50 : 30),
     pollSeconds: positive('poll', values.poll, 10),
     lookaheadSeconds: positive('lookahead', values.lookahead, 10),
     leadSeconds: values.lead === undefined ? undefined : positive('lead', values.lead, 0),
@@ -159,6 +178,7 @@ export function bundlesTable(bundles: readonly BundleResult[]): string {
 }
 
 export async function bench(options: BenchOptions, print: (line: string) => void): Promise<void> {
+  if (options.scenario === 'run-now') return benchRunNow(options, print);
   const started = Date.now();
   const sides: Side[] = options.sides.map((name) =>
     name === 'launcher'
@@ -264,6 +284,102 @@ export async function bench(options: BenchOptions, print: (line: string) => void
     `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks.{json,png}`,
   );
 }
+
+export function runNowTable(results: readonly RunNowResult[]): string {
+  return formatTable([
+    ['side', 'poll (s)', 'runs', 'creation → RunTask p50 (s)', 'p95', 'max', 'RunTask calls per run'],
+    ...results.map((r) => [
+      r.side,
+      String(r.pollSeconds),
+      String(r.runs),
+      seconds(r.delay.p50),
+      seconds(r.delay.p95),
+      seconds(r.delay.max),
+      Object.entries(r.runTasksPerRun)
+        .map(([calls, count]) => `${calls}: ${count}`)
+        .join(', '),
+    ]),
+  ]);
+}
+
+/**
+ * The run-now scenario (src/bench/run-now.ts) on a server whose automations work: the load-test settings,
+ * except that the triggers service, which evaluates automations, runs.
+ */
+async function benchRunNow(options: BenchOptions, print: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  print(
+    `starting a Prefect server on ${options.database === 'postgres' ? 'PostgreSQL' : 'SQLite'} (automations on) and moto…`,
+  );
+  const stack = await startLocalStack({
+    env: { ...LOAD_TEST_PREFECT_ENV, PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: 'true' },
+    postgres: options.database === 'postgres',
+  });
+  // The deployed schedule's rate for the launcher; the worker's --poll (its default, 10 s, unless given).
+  const pollOf = (side: string) => (side === 'worker' ? options.pollSeconds : LAUNCHER_SCHEDULE_SECONDS);
+  const results: RunNowResult[] = [];
+  try {
+    await holdMotoTasksRunning(stack.motoUrl);
+    for (const runs of options.sizes) {
+      for (const name of options.sides) {
+        const side =
+          name === 'worker'
+            ? workerSide()
+            : launcherSide({
+                prepareConcurrency: options.prepareConcurrency,
+                startLeadSeconds: 0,
+                runNow: name === 'launcher-run-now',
+              });
+        print(`${side.name}, ${runs} runs started by hand…`);
+        const result = await runNowScenario(
+          stack,
+          side,
+          {
+            runs,
+            windowSeconds: options.windowSeconds,
+            pollSeconds: pollOf(name),
+            lookaheadSeconds: options.lookaheadSeconds,
+          },
+          print,
+        );
+        results.push(result);
+        print(
+          `  ${side.name}: creation → RunTask p95 ${seconds(result.delay.p95)} s, max ${seconds(result.delay.max)} s (${result.elapsedSeconds.toFixed(0)} s)`,
+        );
+      }
+    }
+  } finally {
+    await stack.stop();
+  }
+  const report = {
+    date: new Date().toISOString(),
+    scenario: 'run-now',
+    machine: { nproc: os.cpus().length, node: process.version, ...stack.versions },
+    settings: { ...options, out: undefined, launcherPollSeconds: LAUNCHER_SCHEDULE_SECONDS },
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+    results,
+  };
+  fs.mkdirSync(options.out, { recursive: true });
+  fs.writeFileSync(path.join(options.out, 'benchmarks-run-now.json'), `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(options.out, 'benchmarks-run-now.png'),
+    latenessChart(
+      results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.delay })),
+      'runs started by hand: creation to RunTask (s)',
+    ),
+  );
+  print('');
+  print(runNowTable(results));
+  for (const r of results.filter((r) => r.problems.length)) {
+    print(`\n${r.side}, ${r.runs} runs, went on after: ${r.problems.join('; ')}`);
+  }
+  print(
+    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks-run-now.{json,png}`,
+  );
+}
+
+/** serverless.yml's scheduleRate, rate(1 minute): EventBridge's shortest. */
+const LAUNCHER_SCHEDULE_SECONDS = 60;
 
 async function main(): Promise<void> {
   // The launcher's JSON log lines would drown the output; errors still show.

@@ -1,5 +1,5 @@
 import { limiter } from '../../src/bench/launcher-side';
-import { parseBenchArgs, resultsTable } from '../../src/bench/main';
+import { parseBenchArgs, resultsTable, runNowTable } from '../../src/bench/main';
 import type { ScenarioResult } from '../../src/bench/scenario';
 import {
   flowRunIdOfRunTask,
@@ -177,6 +177,39 @@ describe('parseBenchArgs', () => {
     expect(() => parseBenchArgs(['--runs', '5'])).toThrow();
     expect(parseBenchArgs(['--database', 'sqlite']).database).toBe('sqlite');
     expect(() => parseBenchArgs(['--database', 'mysql'])).toThrow(/--database must be postgres or sqlite/);
+  });
+
+  it('runs the run-now scenario with 50 runs over 50 s, the launcher with and without run now and the worker', () => {
+    expect(parseBenchArgs(['--scenario', 'run-now'])).toMatchObject({
+      scenario: 'run-now',
+      sizes: [50],
+      windowSeconds: 50,
+      sides: ['launcher-run-now', 'launcher', 'worker'],
+    });
+    expect(parseBenchArgs([]).scenario).toBe('scheduled');
+    expect(() => parseBenchArgs(['--sides', 'launcher-run-now'])).toThrow(/unknown side launcher-run-now/);
+    expect(() => parseBenchArgs(['--scenario', 'burst'])).toThrow(/--scenario must be scheduled or run-now/);
+  });
+});
+
+describe('runNowTable', () => {
+  it("shows each side's poll, delays and how many RunTask calls each run got", () => {
+    const table = runNowTable([
+      {
+        side: 'launcher-run-now',
+        runs: 50,
+        pollSeconds: 60,
+        delay: summarizeLateness([0.4, 0.5, 0.6, 2.1]),
+        runTasksPerRun: { '1': 50 },
+        problems: [],
+        facts: {},
+        elapsedSeconds: 70,
+      },
+    ]);
+    expect(table.split('\n')[0]).toMatch(
+      /^side\s+poll \(s\)\s+runs\s+creation → RunTask p50 \(s\)\s+p95\s+max\s+RunTask calls per run$/,
+    );
+    expect(table).toMatch(/launcher-run-now\s+60\s+50\s+0\.6\s+1\.9\s+2\.1\s+1: 50/);
   });
 });
 
