@@ -37,7 +37,10 @@ export interface StartOptions {
   once: boolean;
   /** Keep the local server's PREFECT_HOME under .local/ across restarts. */
   keep: boolean;
-  /** Set up the run-now automation (embedded server only: another server may not reach this loopback). */
+  /**
+   * Set up the run-now automation: by default on the embedded server only, since another server may not
+   * reach this machine's loopback (`--run-now` asks for it with --api-url too).
+   */
   runNow: boolean;
 }
 
@@ -46,7 +49,7 @@ const POLL_SECONDS = 5;
 const LOOKAHEAD_SECONDS = 10;
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 const USAGE =
-  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--no-run-now]';
+  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--run-now | --no-run-now]';
 
 export function parseStartArgs(argv: string[]): StartOptions {
   let values: ReturnType<typeof parse>['values'];
@@ -60,10 +63,13 @@ export function parseStartArgs(argv: string[]): StartOptions {
     sample: !values['no-sample'],
     once: Boolean(values.once),
     keep: Boolean(values.keep),
-    runNow: !values['no-run-now'] && !values['api-url'],
+    runNow: Boolean(values['run-now']) || (!values['no-run-now'] && !values['api-url']),
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
   };
   if (options.once && !options.sample) throw new ConfigError(`--once waits for the sample run\n${USAGE}`);
+  if (values['run-now'] && values['no-run-now']) {
+    throw new ConfigError(`--run-now and --no-run-now contradict each other\n${USAGE}`);
+  }
   if (options.keep && options.apiUrl) {
     throw new ConfigError(
       `--keep keeps the local Prefect server's state; with --api-url there is none\n${USAGE}`,
@@ -82,6 +88,7 @@ function parse(argv: string[]) {
       'no-sample': { type: 'boolean' },
       once: { type: 'boolean' },
       keep: { type: 'boolean' },
+      'run-now': { type: 'boolean' },
       'no-run-now': { type: 'boolean' },
     },
   });

@@ -1,6 +1,7 @@
+import { runNowNames } from '../../src/launch/run-now-automation';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { arrangeDeployment, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
-import { npmStart, within } from '../harness/npm-start';
+import { npmStart, printed, within } from '../harness/npm-start';
 
 type FlowRunView = {
   id: string;
@@ -73,4 +74,31 @@ describe('npm start: the launch path on this machine, no AWS account', () => {
     expect(started.output()).toMatch(/exited with code 3/);
     expect(started.output()).toContain('stopping…');
   }, 60_000);
+
+  it("sets up run now: a run started by hand is claimed through the pool's automation, removed on exit", async () => {
+    const pool = uniqueName('local-run');
+    const { deploymentId } = await arrangeDeployment({ pool, baseJobTemplate: defaultTemplate });
+    const automations = () =>
+      prefectRaw<unknown[]>('POST', '/automations/filter', {
+        automations: { name: { any_: [runNowNames(pool).automation] } },
+      });
+    // --run-now: the test's server is on this machine, so it can call npm start's loopback entry point.
+    const started = npmStart(['--no-sample', '--pool', pool, '--run-now'], { LAUNCHER_LOG_LEVEL: 'info' });
+    await within(
+      60_000,
+      'run now',
+      printed(started, /run now {6}http:\/\/127\.0\.0\.1:\d+\/run-now/),
+      started,
+    );
+    expect(await automations()).toHaveLength(1);
+
+    const run = await scheduleFlowRun(deploymentId);
+    // The launcher's own log line: the entry point, called by Prefect's automation, started this run.
+    const served = new RegExp(`"message":"run-now call served".*"flowRunId":"${run.id}".*"started":1`);
+    await within(30_000, 'the run-now call', printed(started, served), started);
+
+    started.child.kill('SIGTERM');
+    expect(await within(20_000, 'stopping', started.exited, started)).toBe(0);
+    expect(await automations()).toEqual([]);
+  }, 120_000);
 });

@@ -138,5 +138,7 @@ describe('parseStartArgs', () => {
     expect(() => parseStartArgs(['--pol', 'x'])).toThrow(/usage: npm start/);
     expect(() => parseStartArgs(['--once', '--no-sample'])).toThrow(/--once waits for the sample run/);
     expect(() => parseStartArgs(['--keep', '--api-url', 'http://h/api'])).toThrow(/with --api-url/);
+    expect(parseStartArgs(['--api-url', 'http://127.0.0.1:4200/api', '--run-now']).runNow).toBe(true);
+    expect(() => parseStartArgs(['--run-now', '--no-run-now'])).toThrow(/contradict each other/);
   });
 });
