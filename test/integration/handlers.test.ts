@@ -1,18 +1,31 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import { handler as crash } from '../../handlers/crash';
 import { handler as poll } from '../../handlers/poll';
 import { handler as prepare } from '../../handlers/prepare';
 import { handler as report } from '../../handlers/report';
+import { handler as runNow } from '../../handlers/run-now';
 import { taskStateChangeEvent } from '../../src/local/ecs-events';
-import { arrangeDeployment, stackUrls } from '../harness/env';
+import { arrangeDeployment, awsTestConfig, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
 import { createLaunchStateMachine } from '../harness/launcher';
 
 const context = { functionName: 'test', awsRequestId: 'r-1' } as Context;
 
 /** The handlers exactly as Lambda loads them: configuration from the environment, AWS endpoint from the SDK's. */
+const token = 't'.repeat(64);
+let deploymentId: string;
+
 beforeAll(async () => {
-  const { pool } = await arrangeDeployment();
+  const arranged = await arrangeDeployment();
+  const { pool } = arranged;
+  deploymentId = arranged.deploymentId;
+  const secret = await new SecretsManagerClient(awsTestConfig()).send(
+    new CreateSecretCommand({ Name: uniqueName('run-now-token'), SecretString: token }),
+  );
   Object.assign(process.env, {
+    LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN: secret.ARN,
     PREFECT_API_URL: stackUrls().prefectApiUrl,
     LAUNCHER_WORK_POOL: pool,
     LAUNCHER_STATE_MACHINE_ARN: await createLaunchStateMachine(),
@@ -54,6 +67,30 @@ describe('Lambda handlers', () => {
     });
     await expect(report(event, context)).resolves.toBe('ignored');
     await expect(report({ source: 'aws.s3', detail: {} }, context)).rejects.toMatchObject({
+      name: 'InvalidEventError',
+    });
+  });
+
+  it('run-now answers a function URL request: 401/403 without the token, a claim with it', async () => {
+    const event = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'run-now', 'function-url-event.json'), 'utf8'),
+    );
+    const run = await scheduleFlowRun(deploymentId);
+    const request = (authorization: string | undefined) => ({
+      ...event,
+      headers: { ...event.headers, authorization },
+      body: JSON.stringify({ flow_run_id: run.id }),
+    });
+    await expect(runNow(request(undefined), context)).resolves.toMatchObject({ statusCode: 401 });
+    await expect(runNow(request('Bearer not-the-token'), context)).resolves.toMatchObject({
+      statusCode: 403,
+    });
+    await expect(runNow(request(`Bearer ${token}`), context)).resolves.toEqual({
+      statusCode: 200,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ due: 1, started: 1 }),
+    });
+    await expect(runNow({ source: 'aws.events' }, context)).rejects.toMatchObject({
       name: 'InvalidEventError',
     });
   });
