@@ -183,6 +183,12 @@ export class PrefectClient implements TemplateReferenceReader {
           force: options.force ?? false,
         },
       );
+      if (isOwnEarlierTransition(result, state)) {
+        // Accepted by an earlier attempt whose answer was lost (a 502/503 or a dropped connection after the
+        // server had committed it, then retried): the server now refuses the repeat as a duplicate
+        // (`PreventDuplicateTransitions`) and shows this very state as current. It is ours.
+        return { ...result, status: 'ACCEPT' };
+      }
       if (result.details.type !== 'wait_details') return result;
       const delay = result.details.delay_seconds;
       if (waits >= maxWaits || waitedSeconds + delay > (options.maxWaitSeconds ?? 60)) return result;
@@ -426,6 +432,18 @@ export function createPrefectClient(
   const csrf = options.csrf ?? (options.cloud === undefined ? undefined : !options.cloud);
   const http = new PrefectHttp(connection, credential, { ...options, csrf });
   return new PrefectClient(http, { cloud: options.cloud, sleep: options.sleep });
+}
+
+/** A REJECT whose current state is the proposal itself: same type and the same `transition_id`. */
+function isOwnEarlierTransition(result: OrchestrationResult, proposed: StateCreate): boolean {
+  const current = result.state;
+  const id = proposed.state_details?.transition_id;
+  return (
+    result.status === 'REJECT' &&
+    Boolean(id) &&
+    current?.type === proposed.type &&
+    current.state_details?.transition_id === id
+  );
 }
 
 function isStatus(err: unknown, status: number): err is PrefectApiError {

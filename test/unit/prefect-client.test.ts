@@ -17,11 +17,18 @@ interface Call {
 }
 type Answer = { status: number; body?: unknown; text?: string };
 
-function scripted(answers: Answer[], options: PrefectClientOptions & { apiUrl?: string } = {}) {
+function scripted(
+  answers: Answer[],
+  options: PrefectClientOptions & { apiUrl?: string; maxRetries?: number } = {},
+) {
   const calls: Call[] = [];
   const sleeps: number[] = [];
   const client = createPrefectClient(
-    { apiUrl: options.apiUrl ?? 'http://prefect.test/api', timeoutMs: 1000, maxRetries: 0 },
+    {
+      apiUrl: options.apiUrl ?? 'http://prefect.test/api',
+      timeoutMs: 1000,
+      maxRetries: options.maxRetries ?? 0,
+    },
     { kind: 'none' },
     {
       csrf: false,
@@ -159,6 +166,38 @@ describe('setFlowRunState', () => {
       reject,
     );
     expect(calls[0]?.body).toMatchObject({ force: true });
+  });
+
+  it('takes a duplicate-transition REJECT of its own proposal, retried after a lost answer, as the ACCEPT it was', async () => {
+    // Seen on Prefect 3.0.11 with SQLite: the server committed the claim, answered 503, and refused the
+    // retry as a duplicate with the claim itself as the current state.
+    const proposal = pendingState('r');
+    const duplicate = (transitionId: string | null | undefined): Answer => ({
+      status: 200,
+      body: {
+        status: 'REJECT',
+        state: {
+          ...current,
+          type: 'PENDING',
+          name: 'Pending',
+          state_details: { transition_id: transitionId },
+        },
+        details: { type: 'reject_details', reason: 'This run has already made this state transition.' },
+      },
+    });
+    const { client: c1 } = scripted(
+      [{ status: 503, text: 'Service Unavailable' }, duplicate(proposal.state_details?.transition_id)],
+      {
+        maxRetries: 1,
+      },
+    );
+    await expect(c1.setFlowRunState('r', proposal)).resolves.toMatchObject({
+      status: 'ACCEPT',
+      state: { type: 'PENDING' },
+    });
+    // Someone else's transition stays a REJECT.
+    const { client: c2 } = scripted([duplicate('another-transition')]);
+    await expect(c2.setFlowRunState('r', pendingState('r'))).resolves.toMatchObject({ status: 'REJECT' });
   });
 });
 
