@@ -7,16 +7,28 @@ import {
   stopExecution,
 } from '../aws/sfn';
 import { type CredentialSource, requireStateMachineArn } from '../config';
+import {
+  recordLaunchFailure,
+  recordPoll,
+  recordPrepared,
+  recordReportEvent,
+  recordRunTaskLateness,
+} from '../metrics';
 import type { ContainerCredential } from '../render/job-configuration';
 import type { AwsClients, Runtime } from '../runtime';
 import { type AwsCache, createAwsCache } from './aws-cache';
 import { type CrashInput, reportLaunchFailure } from './crash';
+import { diagnoseStoppedTask } from './diagnosis';
 import { type PollSummary, poll } from './poll';
 import { type PreparedLaunch, type PrepareInput, prepareLaunch } from './prepare';
 import { type ReconcileAws, reconcile } from './reconcile';
-import { reportTaskStateChange, type TaskStateChange } from './report';
+import { type ReportAction, reportTaskStateChange, type TaskStateChange } from './report';
 
-/** One function per Lambda: what the handler calls once it has validated its event. */
+/**
+ * One function per Lambda: what the handler calls once it has validated its event. Each records its
+ * metrics (src/metrics.ts) in the runtime's Metrics; whoever invokes it flushes them (a Lambda's middleware,
+ * or the local stack after each call).
+ */
 
 /** The AWS clients each function uses: its handler builds these and no others. */
 export type PollClients = Pick<AwsClients, 'sfn' | 'ecs'>;
@@ -41,7 +53,7 @@ export function reconcileAws(rt: Runtime<PollClients>, stateMachineArn: string):
  * One poll: cancel and sweep (src/launch/reconcile.ts), then claim and start. `aws` replaces the sweep's AWS
  * calls (the local executor overlays what it runs itself).
  */
-export function runPoll(
+export async function runPoll(
   rt: Runtime<PollClients>,
   options: { now?: () => Date; aws?: (base: ReconcileAws) => ReconcileAws } = {},
 ): Promise<PollSummary> {
@@ -49,7 +61,7 @@ export function runPoll(
   const now = options.now ?? (() => new Date());
   const base = reconcileAws(rt, stateMachineArn);
   const log = rt.log.child({ function: 'poll' });
-  return poll({
+  const summary = await poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
     settings: {
@@ -78,18 +90,23 @@ export function runPoll(
     log,
     now,
   });
+  recordPoll(rt.telemetry.metrics, summary);
+  return summary;
 }
 
-export function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {
-  return reportLaunchFailure(
+export async function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {
+  const result = await reportLaunchFailure(
     { prefect: rt.prefect, log: rt.log.child({ function: 'crash', flowRunId: input.flowRunId }) },
     input,
   );
+  recordLaunchFailure(rt.telemetry.metrics, input, result.action);
+  return result;
 }
 
-export function runReport(rt: Runtime<ReportClients>, task: TaskStateChange) {
+export async function runReport(rt: Runtime<ReportClients>, task: TaskStateChange): Promise<ReportAction> {
   const { ecs } = rt.aws;
-  return reportTaskStateChange(
+  const { metrics } = rt.telemetry;
+  const action = await reportTaskStateChange(
     {
       prefect: rt.prefect,
       ecs: {
@@ -97,9 +114,12 @@ export function runReport(rt: Runtime<ReportClients>, task: TaskStateChange) {
         deregisterIfTagged: (arn) => deregisterIfTagged(ecs, arn),
       },
       log: rt.log.child({ function: 'report' }),
+      observe: { runTaskLateness: (seconds) => recordRunTaskLateness(metrics, seconds) },
     },
     task,
   );
+  recordReportEvent(metrics, task.lastStatus, action, () => diagnoseStoppedTask(task).category);
+  return action;
 }
 
 /**
@@ -130,8 +150,8 @@ function awsCacheOf(rt: Runtime<PrepareClients>): AwsCache {
   return cache;
 }
 
-export function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Promise<PreparedLaunch> {
-  return prepareLaunch(
+export async function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Promise<PreparedLaunch> {
+  const prepared = await prepareLaunch(
     {
       prefect: rt.prefect,
       ecs: rt.aws.ecs,
@@ -150,4 +170,6 @@ export function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Pr
     },
     input,
   );
+  recordPrepared(rt.telemetry.metrics);
+  return prepared;
 }

@@ -4,14 +4,16 @@ import { handler as poll } from '../../handlers/poll';
 import { handler as prepare } from '../../handlers/prepare';
 import { handler as report } from '../../handlers/report';
 import { taskStateChangeEvent } from '../../src/local/ecs-events';
+import { captureOutput } from '../harness/capture-output';
 import { arrangeDeployment, stackUrls } from '../harness/env';
 import { createLaunchStateMachine } from '../harness/launcher';
 
 const context = { functionName: 'test', awsRequestId: 'r-1' } as Context;
 
 /** The handlers exactly as Lambda loads them: configuration from the environment, AWS endpoint from the SDK's. */
+let pool: string;
 beforeAll(async () => {
-  const { pool } = await arrangeDeployment();
+  ({ pool } = await arrangeDeployment());
   Object.assign(process.env, {
     PREFECT_API_URL: stackUrls().prefectApiUrl,
     LAUNCHER_WORK_POOL: pool,
@@ -32,6 +34,59 @@ describe('Lambda handlers', () => {
       time: new Date().toISOString(),
     };
     await expect(poll(event, context)).resolves.toMatchObject({ due: 0 });
+  });
+
+  it("poll logs with the invocation's context and writes its metrics in EMF", async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_LOG_LEVEL: 'INFO' });
+    const output = captureOutput();
+    try {
+      // A fresh copy of the handler module, whose Powertools instances read the settings above.
+      await jest.isolateModulesAsync(async () => {
+        const { handler } = await import('../../handlers/poll');
+        await handler({}, context);
+      });
+    } finally {
+      output.restore();
+      process.env = saved;
+    }
+    const lines = output.lines
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        message: 'poll finished',
+        level: 'INFO',
+        service: 'prefect-ecs-launcher',
+        workPool: pool,
+        function_name: 'test',
+        function_request_id: 'r-1',
+      }),
+    );
+    const emf = lines.filter((l) => l._aws);
+    expect(emf).toEqual([
+      expect.objectContaining({
+        _aws: expect.objectContaining({
+          CloudWatchMetrics: [
+            expect.objectContaining({
+              Namespace: 'PrefectEcsLauncher',
+              Dimensions: [['service', 'WorkPool']],
+              Metrics: expect.arrayContaining([
+                { Name: 'Polls', Unit: 'Count' },
+                { Name: 'RunsDue', Unit: 'Count' },
+                { Name: 'RunsStarted', Unit: 'Count' },
+              ]),
+            }),
+          ],
+        }),
+        service: 'prefect-ecs-launcher',
+        WorkPool: pool,
+        Polls: 1,
+        RunsDue: 0,
+      }),
+    ]);
   });
 
   it('poll refuses an event that is not a schedule', async () => {
