@@ -12,7 +12,8 @@ import { createRuntime, type Runtime } from '../runtime';
 import { loadLaunchDefinition, localFunctionArns } from './definition';
 import { LocalExecutor } from './executor';
 import type { ExecutionResult } from './launch-machine';
-import { localLaunchMachine } from './launcher';
+import { invoked, localLaunchMachine } from './launcher';
+import { divertLauncherOutput } from './launcher-output';
 import { startLocalMoto, startLocalStack } from './stack';
 import { holdMotoTasksRunning, LocalTaskRunner } from './task-runner';
 
@@ -33,13 +34,17 @@ export interface StartOptions {
   once: boolean;
   /** Keep the local server's PREFECT_HOME under .local/ across restarts. */
   keep: boolean;
+  /** Where the launcher's log lines and EMF metrics go (the terminal shows the run summary). */
+  log: string;
 }
 
 const root = path.resolve(__dirname, '..', '..');
 const POLL_SECONDS = 5;
 const LOOKAHEAD_SECONDS = 10;
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
-const USAGE = 'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep]';
+const USAGE =
+  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--log FILE]';
+const DEFAULT_LOG = path.join('.local', 'launcher.log');
 
 export function parseStartArgs(argv: string[]): StartOptions {
   let values: ReturnType<typeof parse>['values'];
@@ -53,6 +58,7 @@ export function parseStartArgs(argv: string[]): StartOptions {
     sample: !values['no-sample'],
     once: Boolean(values.once),
     keep: Boolean(values.keep),
+    log: values.log ?? DEFAULT_LOG,
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
   };
   if (options.once && !options.sample) throw new ConfigError(`--once waits for the sample run\n${USAGE}`);
@@ -74,6 +80,7 @@ function parse(argv: string[]) {
       'no-sample': { type: 'boolean' },
       once: { type: 'boolean' },
       keep: { type: 'boolean' },
+      log: { type: 'string' },
     },
   });
 }
@@ -143,6 +150,7 @@ async function run(
     throw new ConfigError(`work pool ${pool.name} is of type ${pool.type}; pick an ecs pool with --pool`);
   }
   print(`  work pool    ${pool.name} (ecs)`);
+  print(`  launcher log ${options.log}  (its JSON log lines and EMF metrics)`);
 
   const runner = new LocalTaskRunner(rt.aws.ecs, { binDir: path.join(root, '.venv', 'bin'), print });
   const executor = new LocalExecutor(
@@ -174,7 +182,7 @@ async function run(
       if (Date.now() - lastPoll >= POLL_SECONDS * 1000) {
         lastPoll = Date.now();
         try {
-          await runPoll(rt, { aws: (base) => executor.reconcileAws(base) });
+          await invoked(rt, () => runPoll(rt, { aws: (base) => executor.reconcileAws(base) }));
           await executor.pickUp();
         } catch (err) {
           print(`poll failed: ${(err as Error).message}`);
@@ -306,19 +314,25 @@ class RunWatcher {
 }
 
 async function main(): Promise<void> {
-  // The launcher's JSON log lines would drown the summary; warnings and errors still show.
-  process.env.LAUNCHER_LOG_LEVEL ??= 'warn';
   // The pinned AWS SDK works on Node 20; its notice concerns SDK releases after January 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let code: number;
+  let options: StartOptions;
   try {
-    code = await startLocal(parseStartArgs(process.argv.slice(2)), (line) =>
-      process.stdout.write(`${line}\n`),
-    );
+    options = parseStartArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`npm start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  // The launcher's log lines and metrics would drown the summary: they go to a file.
+  const output = divertLauncherOutput(path.resolve(root, options.log));
+  try {
+    code = await startLocal(options, output.print);
   } catch (err) {
     process.stderr.write(`npm start: ${(err as Error).message}\n`);
     code = 1;
   }
+  await output.close();
   process.exit(code);
 }
 

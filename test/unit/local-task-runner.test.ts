@@ -112,16 +112,33 @@ describe('localContainer', () => {
 
 describe('parseStartArgs', () => {
   it('defaults to the local-ecs pool, the sample, and running until stopped', () => {
-    expect(parseStartArgs([])).toEqual({ pool: 'local-ecs', sample: true, once: false, keep: false });
+    expect(parseStartArgs([])).toEqual({
+      pool: 'local-ecs',
+      sample: true,
+      once: false,
+      keep: false,
+      log: '.local/launcher.log',
+    });
   });
 
   it('takes the API URL, the pool and the flags', () => {
-    expect(parseStartArgs(['--api-url', 'http://127.0.0.1:4200/api', '--pool', 'p', '--no-sample'])).toEqual({
+    expect(
+      parseStartArgs([
+        '--api-url',
+        'http://127.0.0.1:4200/api',
+        '--pool',
+        'p',
+        '--no-sample',
+        '--log',
+        'l.log',
+      ]),
+    ).toEqual({
       apiUrl: 'http://127.0.0.1:4200/api',
       pool: 'p',
       sample: false,
       once: false,
       keep: false,
+      log: 'l.log',
     });
   });
 
