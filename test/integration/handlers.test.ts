@@ -37,7 +37,10 @@ describe('Lambda handlers', () => {
   });
 
   it("poll logs with the invocation's context and writes its metrics in EMF", async () => {
-    const saved = { ...process.env };
+    const saved = {
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED,
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL,
+    };
     Object.assign(process.env, { POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_LOG_LEVEL: 'INFO' });
     const output = captureOutput();
     try {
@@ -48,7 +51,7 @@ describe('Lambda handlers', () => {
       });
     } finally {
       output.restore();
-      process.env = saved;
+      Object.assign(process.env, saved);
     }
     const lines = output.lines
       .join('')
