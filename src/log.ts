@@ -1,6 +1,11 @@
+import type { Logger as PowertoolsLogger } from '@aws-lambda-powertools/logger';
+
 /**
- * One JSON object per line on stdout/stderr, which CloudWatch Logs Insights parses without configuration.
- * Callers pass facts, never credentials: nothing here redacts.
+ * The launcher's logging interface, a thin facade over Powertools' Logger (src/telemetry.ts), which writes
+ * one JSON object per line with the level, the service, the pool and, inside a Lambda, the invocation's
+ * context. A child carries its fields in the facade rather than in a Powertools child logger: a field such
+ * as the flow run id then belongs to one call path, never to the other runs an invocation handles at the
+ * same time. Callers pass facts, never credentials: nothing here redacts.
  */
 export type LogFields = Record<string, unknown>;
 
@@ -12,9 +17,10 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-const order = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-type Level = keyof typeof order;
-
+/**
+ * Only an error's name, message and cause: Powertools would also write its stack and every property of it,
+ * and an SDK or HTTP error's properties may hold a request.
+ */
 function errorFields(value: unknown): unknown {
   if (value instanceof Error) {
     return {
@@ -26,29 +32,17 @@ function errorFields(value: unknown): unknown {
   return value;
 }
 
-export function createLogger(
-  base: LogFields = {},
-  options: { level?: Level; write?: (line: string, level: Level) => void } = {},
-): Logger {
-  // Resolved once, at cold start; children keep it.
-  const requested = options.level ?? (process.env.LAUNCHER_LOG_LEVEL as Level | undefined);
-  const level: Level = requested && requested in order ? requested : 'info';
-  const min = order[level];
-  const write =
-    options.write ??
-    ((line: string, level: Level) =>
-      (level === 'error' ? process.stderr : process.stdout).write(`${line}\n`));
-  const emit = (level: Level, message: string, fields?: LogFields) => {
-    if (order[level] < min) return;
-    const entry: LogFields = { time: new Date().toISOString(), level, message, ...base };
+export function loggerOver(logger: PowertoolsLogger, base: LogFields = {}): Logger {
+  const emit = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: LogFields) => {
+    const entry: LogFields = { ...base };
     for (const [k, v] of Object.entries(fields ?? {})) entry[k] = errorFields(v);
-    write(JSON.stringify(entry), level);
+    logger[level](message, entry);
   };
   return {
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...base, ...fields }, { ...options, level }),
+    child: (fields) => loggerOver(logger, { ...base, ...fields }),
   };
 }

@@ -7,8 +7,9 @@ import { createSfnClient } from './aws/sfn';
 import { createSsmClient } from './aws/ssm';
 import { type LauncherConfig, parseConfig } from './config';
 import { resolveCredential } from './launch/credential';
-import { createLogger, type Logger } from './log';
+import { type Logger, loggerOver } from './log';
 import { createPrefectClient, type PrefectClient } from './prefect/client';
+import { createTelemetry, type Telemetry } from './telemetry';
 
 /** Settings shared by every AWS client: region, and in tests an endpoint and credentials for moto. */
 export interface AwsClientSettings {
@@ -34,6 +35,8 @@ export interface Runtime<A = AwsClients> {
   /** The AWS region the clients use (the awslogs options name it). */
   region: string;
   log: Logger;
+  /** Powertools' Logger and Metrics behind `log` and the metrics; their middlewares flush them in a Lambda. */
+  telemetry: Telemetry;
   prefect: PrefectClient;
   aws: A;
 }
@@ -46,13 +49,14 @@ export async function createFunctionRuntime<A>(
   factories: ClientFactories<A>,
   env: Record<string, string | undefined> = process.env,
   awsSettings: AwsClientSettings = {},
+  telemetry: Telemetry = createTelemetry(env),
 ): Promise<Runtime<A>> {
   const config = parseConfig(env);
   const settings: AwsClientSettings = {
     ...(config.region ? { region: config.region } : {}),
     ...awsSettings,
   };
-  const log = createLogger({ service: 'prefect-ecs-launcher', workPool: config.workPool });
+  const log = loggerOver(telemetry.logger);
   const credential = await resolveCredential(config.prefect.credential, {
     secrets: () => createSecretsManagerClient(settings),
     ssm: () => createSsmClient(settings),
@@ -63,6 +67,7 @@ export async function createFunctionRuntime<A>(
     config,
     region: await resolveRegion(Object.values(aws as object), settings, env),
     log,
+    telemetry,
     prefect: createPrefectClient(config.prefect, credential),
     aws,
   };
@@ -95,10 +100,13 @@ export function createRuntime(
  * The cold-start runtime of one function, built on its first invocation and shared by the later ones; a
  * failed cold start is retried on the next invocation rather than cached.
  */
-export function sharedRuntime<A>(factories: ClientFactories<A>): () => Promise<Runtime<A>> {
+export function sharedRuntime<A>(
+  factories: ClientFactories<A>,
+  telemetry: Telemetry,
+): () => Promise<Runtime<A>> {
   let shared: Promise<Runtime<A>> | undefined;
   return () => {
-    shared ??= createFunctionRuntime(factories).catch((err: unknown) => {
+    shared ??= createFunctionRuntime(factories, process.env, {}, telemetry).catch((err: unknown) => {
       shared = undefined;
       throw err;
     });

@@ -4,6 +4,14 @@ import { ConfigError } from '../errors';
 /**
  * The only importer of @aws-sdk/client-secrets-manager. It is bundled, but imported only when the
  * credential is a secret, so a function whose credential is not one never evaluates it at cold start.
+ *
+ * Not Powertools' Parameters utility, which does not fit here: the credential is read once per cold start and
+ * cached for the execution environment's life in the runtime (src/runtime.ts), whose Prefect client is built
+ * with it, so Parameters' cache (values kept for `maxAge` seconds between invocations) would never be hit.
+ * Its SSM provider imports @aws-sdk/client-ssm when loaded, where src/aws/ssm.ts loads the Lambda
+ * runtime's copy only for an SSM ARN; its newest release pins an older @aws-lambda-powertools/commons than
+ * the Logger and Metrics in use, a second copy in every bundle; and its errors would still need wrapping to
+ * name the ARN and the permission, as these do.
  */
 export async function createSecretsManagerClient(
   config: SecretsManagerClientConfig = {},

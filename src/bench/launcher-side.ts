@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { runTask } from '../aws/ecs';
 import { createSfnClient, createStateMachine, executionArnFor, stopExecution } from '../aws/sfn';
 import { parseConfig } from '../config';
-import { runCrash, runPoll, runPrepare, runReport, runRunNow } from '../launch/entrypoints';
+import { runCrash, runNowServer, runPoll, runPrepare, runReport } from '../launch/entrypoints';
 import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
 import type { ReconcileAws } from '../launch/reconcile';
-import { handleRunNow } from '../launch/run-now';
 import { applyRunNowAutomation, removeRunNowAutomation } from '../launch/run-now-automation';
 import { loadLaunchDefinition, localFunctionArns } from '../local/definition';
 import { taskStateChangeEvent } from '../local/ecs-events';
@@ -229,23 +228,16 @@ async function startRunNow(
   note: (err: unknown) => void,
 ): Promise<() => Promise<void>> {
   const token = randomBytes(32).toString('hex');
-  const listener = await startRunNowListener(
-    (request) =>
-      handleRunNow(
-        {
-          token: async () => token,
-          claim: async (flowRunId) => {
-            const outcome = await runRunNow(rt, flowRunId);
-            facts['run-now calls'] = (facts['run-now calls'] ?? 0) + 1;
-            facts['run-now started'] = (facts['run-now started'] ?? 0) + outcome.started;
-            return outcome;
-          },
-          log: rt.log,
-        },
-        request,
-      ),
-    note,
-  );
+  const serve = runNowServer({ token: async () => token, runtime: async () => rt, telemetry: rt.telemetry });
+  const listener = await startRunNowListener(async (request) => {
+    const response = await serve(request);
+    if (response.statusCode === 200) {
+      const { started } = JSON.parse(response.body) as { started: number };
+      facts['run-now calls'] = (facts['run-now calls'] ?? 0) + 1;
+      facts['run-now started'] = (facts['run-now started'] ?? 0) + started;
+    }
+    return response;
+  }, note);
   const pool = await rt.prefect.readWorkPool(rt.config.workPool);
   if (!pool) throw new Error(`no work pool ${rt.config.workPool}`);
   await applyRunNowAutomation(rt.prefect, pool, { url: listener.url, token });

@@ -382,8 +382,9 @@ async function benchRunNow(options: BenchOptions, print: (line: string) => void)
 const LAUNCHER_SCHEDULE_SECONDS = 60;
 
 async function main(): Promise<void> {
-  // The launcher's JSON log lines would drown the output; errors still show.
-  process.env.LAUNCHER_LOG_LEVEL ??= 'error';
+  // The launcher's JSON log lines and EMF metrics would drown the output; errors still show.
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   // The pinned AWS SDK works on Node 20; its notice concerns SDK releases after January 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let code = 0;

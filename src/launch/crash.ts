@@ -35,7 +35,10 @@ export async function reportLaunchFailure(
   const run = await prefect.readFlowRun(input.flowRunId);
   const type = run.state?.type ?? run.state_type;
   if (failure.action === 'none' || !type || !ACTIVE.includes(type)) {
-    log.info('launch failure not reported: the run has moved on', { state: type, message: failure.message });
+    log.info('launch failure not reported: the run has moved on', {
+      state: type,
+      stateMessage: failure.message,
+    });
     return { action: 'none', message: failure.message };
   }
 
@@ -50,7 +53,7 @@ export async function reportLaunchFailure(
         force: true,
       },
     );
-    log.warn('flow run cancelled', { message: failure.message });
+    log.warn('flow run cancelled', { stateMessage: failure.message });
     return { action: 'cancelled', message: failure.message };
   }
   const result = await prefect.setFlowRunState(
@@ -60,7 +63,7 @@ export async function reportLaunchFailure(
       force: false,
     },
   );
-  log.error('flow run crashed', { message: failure.message, status: result.status });
+  log.error('flow run crashed', { stateMessage: failure.message, status: result.status });
   if (result.status !== 'ACCEPT') return { action: 'none', message: failure.message };
   // Accepted over a late claim that had displaced the flow's end: that end stands.
   const restored = await restoreDisplacedFinalState(prefect, log, input.flowRunId, result.state);

@@ -13,19 +13,33 @@ import {
   parseRunNowToken,
   requireStateMachineArn,
 } from '../config';
-import { createLogger } from '../log';
+import { loggerOver } from '../log';
+import {
+  recordLaunchFailure,
+  recordPoll,
+  recordPrepared,
+  recordReportEvent,
+  recordRunNow,
+  recordRunTaskLateness,
+} from '../metrics';
 import type { ContainerCredential } from '../render/job-configuration';
 import type { AwsClients, Runtime } from '../runtime';
+import type { Telemetry } from '../telemetry';
 import { type AwsCache, createAwsCache } from './aws-cache';
 import { type CrashInput, reportLaunchFailure } from './crash';
 import { runNowTokenReader } from './credential';
+import { diagnoseStoppedTask } from './diagnosis';
 import { type PollSettings, type PollSummary, poll } from './poll';
 import { type PreparedLaunch, type PrepareInput, prepareLaunch } from './prepare';
 import { type ReconcileAws, reconcile } from './reconcile';
-import { reportTaskStateChange, type TaskStateChange } from './report';
+import { type ReportAction, reportTaskStateChange, type TaskStateChange } from './report';
 import { handleRunNow, type RunNowOutcome, type RunNowRequest, type RunNowResponse } from './run-now';
 
-/** One function per Lambda: what the handler calls once it has validated its event. */
+/**
+ * One function per Lambda: what the handler calls once it has validated its event. Each records its
+ * metrics (src/metrics.ts) in the runtime's Metrics; whoever invokes it flushes them (a Lambda's middleware,
+ * or the local stack after each call).
+ */
 
 /** The AWS clients each function uses: its handler builds these and no others. */
 export type PollClients = Pick<AwsClients, 'sfn' | 'ecs'>;
@@ -51,7 +65,7 @@ export function reconcileAws(rt: Runtime<PollClients>, stateMachineArn: string):
  * One poll: cancel and sweep (src/launch/reconcile.ts), then claim and start. `aws` replaces the sweep's AWS
  * calls (the local executor overlays what it runs itself).
  */
-export function runPoll(
+export async function runPoll(
   rt: Runtime<PollClients>,
   options: { now?: () => Date; aws?: (base: ReconcileAws) => ReconcileAws } = {},
 ): Promise<PollSummary> {
@@ -59,7 +73,7 @@ export function runPoll(
   const now = options.now ?? (() => new Date());
   const base = reconcileAws(rt, stateMachineArn);
   const log = rt.log.child({ function: 'poll' });
-  return poll({
+  const summary = await poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
     settings: pollSettings(rt.config),
@@ -80,6 +94,8 @@ export function runPoll(
     log,
     now,
   });
+  recordPoll(rt.telemetry.metrics, summary);
+  return summary;
 }
 
 function pollSettings(config: LauncherConfig): PollSettings {
@@ -96,19 +112,55 @@ function pollSettings(config: LauncherConfig): PollSettings {
 
 /**
  * The run-now function: a caller without the token is refused before the runtime (and so the Prefect
- * credential and any client) is even built.
+ * credential and any client) is even built. The token comes from LAUNCHER_RUN_NOW_TOKEN_SECRET_ARN.
  */
 export function runNowService(
   runtime: () => Promise<Runtime<RunNowClients>>,
+  telemetry: Telemetry,
   env: Record<string, string | undefined> = process.env,
 ): (request: RunNowRequest) => Promise<RunNowResponse> {
-  const log = createLogger({ service: 'prefect-ecs-launcher', function: 'run-now' });
   let token: (() => Promise<string>) | undefined;
-  return (request) => {
-    token ??= runNowTokenReader(parseRunNowToken(env), () =>
-      createSecretsManagerClient(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+  return runNowServer({
+    token: () => {
+      token ??= runNowTokenReader(parseRunNowToken(env), () =>
+        createSecretsManagerClient(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+      );
+      return token();
+    },
+    runtime,
+    telemetry,
+  });
+}
+
+/**
+ * The entry point behind the function URL and its local stand-ins (`npm start`, the bench): the request
+ * checked (src/launch/run-now.ts), the claim made, its metrics recorded. `afterClaim` lets the local stack
+ * pick up the execution at once.
+ */
+export function runNowServer(options: {
+  token: () => Promise<string>;
+  runtime: () => Promise<Runtime<RunNowClients>>;
+  telemetry: Telemetry;
+  afterClaim?: () => Promise<unknown>;
+}): (request: RunNowRequest) => Promise<RunNowResponse> {
+  const log = loggerOver(options.telemetry.logger, { function: 'run-now' });
+  return async (request) => {
+    let started = 0;
+    const response = await handleRunNow(
+      {
+        token: options.token,
+        claim: async (id) => {
+          const outcome = await runRunNow(await options.runtime(), id);
+          started = outcome.started;
+          await options.afterClaim?.();
+          return outcome;
+        },
+        log,
+      },
+      request,
     );
-    return handleRunNow({ token, claim: async (id) => runRunNow(await runtime(), id), log }, request);
+    recordRunNow(options.telemetry.metrics, response.statusCode, started);
+    return response;
   };
 }
 
@@ -130,16 +182,19 @@ export async function runRunNow(
   return { due: summary.due, started: summary.outcomes.started };
 }
 
-export function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {
-  return reportLaunchFailure(
+export async function runCrash(rt: Runtime<CrashClients>, input: CrashInput) {
+  const result = await reportLaunchFailure(
     { prefect: rt.prefect, log: rt.log.child({ function: 'crash', flowRunId: input.flowRunId }) },
     input,
   );
+  recordLaunchFailure(rt.telemetry.metrics, input, result.action);
+  return result;
 }
 
-export function runReport(rt: Runtime<ReportClients>, task: TaskStateChange) {
+export async function runReport(rt: Runtime<ReportClients>, task: TaskStateChange): Promise<ReportAction> {
   const { ecs } = rt.aws;
-  return reportTaskStateChange(
+  const { metrics } = rt.telemetry;
+  const action = await reportTaskStateChange(
     {
       prefect: rt.prefect,
       ecs: {
@@ -147,9 +202,12 @@ export function runReport(rt: Runtime<ReportClients>, task: TaskStateChange) {
         deregisterIfTagged: (arn) => deregisterIfTagged(ecs, arn),
       },
       log: rt.log.child({ function: 'report' }),
+      observe: { runTaskLateness: (seconds) => recordRunTaskLateness(metrics, seconds) },
     },
     task,
   );
+  recordReportEvent(metrics, task.lastStatus, action, () => diagnoseStoppedTask(task).category);
+  return action;
 }
 
 /**
@@ -180,8 +238,8 @@ function awsCacheOf(rt: Runtime<PrepareClients>): AwsCache {
   return cache;
 }
 
-export function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Promise<PreparedLaunch> {
-  return prepareLaunch(
+export async function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Promise<PreparedLaunch> {
+  const prepared = await prepareLaunch(
     {
       prefect: rt.prefect,
       ecs: rt.aws.ecs,
@@ -200,4 +258,6 @@ export function runPrepare(rt: Runtime<PrepareClients>, input: PrepareInput): Pr
     },
     input,
   );
+  recordPrepared(rt.telemetry.metrics);
+  return prepared;
 }

@@ -404,7 +404,7 @@ async function act(
         });
         if (decision.stopExecution) await aws.stopExecution(run.id, decision.message);
         if (decision.stopTask && pid) await aws.stopTask(pid.cluster, pid.taskArn, decision.message);
-        log.info('flow run cancelled', { message: decision.message });
+        log.info('flow run cancelled', { stateMessage: decision.message });
         return 'cancelled';
       }
       case 'crash': {
@@ -419,7 +419,7 @@ async function act(
         const result = await prefect.setFlowRunState(run.id, crashedState(run.id, decision.message), {
           force: false,
         });
-        log.warn('flow run crashed', { message: decision.message, status: result.status });
+        log.warn('flow run crashed', { stateMessage: decision.message, status: result.status });
         // Not accepted: the run reached a state of its own meanwhile, which stands.
         if (result.status !== 'ACCEPT') return null;
         // Accepted over a late claim (or an older launcher's InfrastructurePending) that had displaced the

@@ -54,6 +54,8 @@ export interface ReportDeps {
   prefect: ReportPrefect;
   ecs: ReportEcs;
   log: Logger;
+  /** Told each started task's RunTask lateness (src/metrics.ts records it). */
+  observe?: { runTaskLateness(seconds: number): void };
 }
 
 /**
@@ -64,6 +66,19 @@ export function provisioningSeconds(task: Pick<Task, 'createdAt' | 'startedAt'>)
   if (!task.createdAt || !task.startedAt) return undefined;
   const seconds = (new Date(task.startedAt).getTime() - new Date(task.createdAt).getTime()) / 1000;
   return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
+/**
+ * Seconds from the run's scheduled time to the task's creation, i.e. to the RunTask call: the lateness
+ * `npm run bench` measures (below zero when a start lead sent it early). Undefined without both times.
+ */
+export function runTaskLatenessSeconds(
+  task: Pick<Task, 'createdAt'>,
+  run: { expected_start_time?: string | null },
+): number | undefined {
+  if (!task.createdAt || !run.expected_start_time) return undefined;
+  const seconds = (new Date(task.createdAt).getTime() - new Date(run.expected_start_time).getTime()) / 1000;
+  return Number.isFinite(seconds) ? seconds : undefined;
 }
 
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
@@ -81,6 +96,16 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
     }
   }
   const run = await prefect.readFlowRun(flowRunId);
+  if (task.lastStatus === 'RUNNING') {
+    // One line per started task, for choosing a start lead (docs/deploy.md shows the Logs Insights query),
+    // whatever the run's state: a short flow may have ended before its task's RUNNING event arrives.
+    const provisioned = provisioningSeconds(task);
+    const lateness = runTaskLatenessSeconds(task, run);
+    if (provisioned !== undefined) {
+      log.info('task running', { provisioningSeconds: provisioned, runTaskLatenessSeconds: lateness });
+    }
+    if (lateness !== undefined) deps.observe?.runTaskLateness(lateness);
+  }
   // A run the launcher moved back from its final state (a retry that failed half-way, or another event's).
   if (await restoreDisplacedFinalState(prefect, log, flowRunId, run.state, { seenNow: true })) {
     return 'run-moved-on';
@@ -96,9 +121,6 @@ export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateCha
     log.info('event ignored: the run has moved on', { state: type });
     return 'run-moved-on';
   }
-  const provisioned = task.lastStatus === 'RUNNING' ? provisioningSeconds(task) : undefined;
-  // One line per started task, for choosing a start lead (docs/deploy.md shows the Logs Insights query).
-  if (provisioned !== undefined) log.info('task running', { provisioningSeconds: provisioned });
   const pid = infrastructurePid(task);
   let action: ReportAction = 'left-to-engine';
   if (run.infrastructure_pid !== pid) {
@@ -144,7 +166,7 @@ async function reportStopped(
   const result = await prefect.setFlowRunState(flowRunId, crashedState(flowRunId, diagnosis.message), {
     force: false,
   });
-  log.warn('flow run crashed', { message: diagnosis.message, status: result.status });
+  log.warn('flow run crashed', { stateMessage: diagnosis.message, status: result.status });
   if (result.status !== 'ACCEPT') return 'run-moved-on';
   // Accepted over a late claim (or an older launcher's InfrastructurePending) that had displaced the flow's
   // end: that end stands.

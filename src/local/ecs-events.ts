@@ -38,17 +38,23 @@ export function taskStateChangeEvent(task: Task, region = 'us-east-1'): TaskStat
 /**
  * moto emits no ECS events (../shared/reference/test-infra.md §1.5), so offline the ECS API used by the
  * `.sync` emulation reports what AWS would: a PENDING event once the task exists, RUNNING when moto says so,
- * and STOPPED when it stops — each delivered to `deliver` (the report handler's code).
+ * and STOPPED when it stops — each delivered to `deliver` (the report handler's code). moto's tasks have no
+ * `createdAt` nor `startedAt`, which ECS sets at RunTask and at RUNNING
+ * (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html); the events get them as seen here.
  */
 export function withTaskStateChangeEvents(
   ecs: EcsTaskApi,
   deliver: (event: TaskStateChangeEvent) => Promise<unknown>,
 ): EcsTaskApi {
   const lastSent = new Map<string, string>();
+  const times = new Map<string, Pick<Task, 'createdAt' | 'startedAt'>>();
   const emit = async (task: Task, status: string) => {
     if (!task.taskArn || lastSent.get(task.taskArn) === status) return;
     lastSent.set(task.taskArn, status);
-    await deliver(taskStateChangeEvent({ ...task, lastStatus: status }));
+    const seen = times.get(task.taskArn) ?? { createdAt: new Date() };
+    if (status === 'RUNNING') seen.startedAt ??= new Date();
+    times.set(task.taskArn, seen);
+    await deliver(taskStateChangeEvent({ ...seen, ...task, lastStatus: status }));
   };
   return {
     async runTask(request) {

@@ -25,10 +25,29 @@ export function localLaunchMachine(
   };
   return new LocalLaunchMachine(
     {
-      prepare: (input) => runPrepare(rt, parsePrepareEvent(input)),
-      crash: (input) => runCrash(rt, parseCrashEvent(input)),
-      ecs: withTaskStateChangeEvents(ecs, (event) => runReport(rt, parseTaskStateChangeEvent(event))),
+      prepare: (input) => invoked(rt, () => runPrepare(rt, parsePrepareEvent(input))),
+      crash: (input) => invoked(rt, () => runCrash(rt, parseCrashEvent(input))),
+      ecs: withTaskStateChangeEvents(ecs, (event) =>
+        invoked(rt, () => runReport(rt, parseTaskStateChangeEvent(event))),
+      ),
     },
     options,
   );
+}
+
+/**
+ * One function's invocation offline: its metrics are flushed as EMF when it ends, as the Lambda's metrics
+ * middleware (src/middleware.ts) does. Executions run side by side here, so a flush may carry another
+ * invocation's metrics too; every one has the same dimensions.
+ */
+export async function invoked<T>(
+  rt: Pick<Runtime<unknown>, 'telemetry'>,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } finally {
+    const { metrics } = rt.telemetry;
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  }
 }

@@ -4,8 +4,7 @@ import { parseArgs } from 'node:util';
 import { createCluster } from '../aws/ecs';
 import { createStateMachine } from '../aws/sfn';
 import { ConfigError } from '../errors';
-import { runPoll, runRunNow } from '../launch/entrypoints';
-import { handleRunNow } from '../launch/run-now';
+import { runNowServer, runPoll } from '../launch/entrypoints';
 import { applyRunNowAutomation, removeRunNowAutomation } from '../launch/run-now-automation';
 import type { PrefectClient } from '../prefect/client';
 import type { FlowRun, StateType, WorkPool } from '../prefect/types';
@@ -15,7 +14,8 @@ import { createRuntime, type Runtime } from '../runtime';
 import { loadLaunchDefinition, localFunctionArns } from './definition';
 import { LocalExecutor } from './executor';
 import type { ExecutionResult } from './launch-machine';
-import { localLaunchMachine } from './launcher';
+import { invoked, localLaunchMachine } from './launcher';
+import { divertLauncherOutput } from './launcher-output';
 import { startRunNowListener } from './run-now-listener';
 import { startLocalMoto, startLocalStack } from './stack';
 import { holdMotoTasksRunning, LocalTaskRunner } from './task-runner';
@@ -42,6 +42,8 @@ export interface StartOptions {
    * reach this machine's loopback (`--run-now` asks for it with --api-url too).
    */
   runNow: boolean;
+  /** Where the launcher's log lines and EMF metrics go (the terminal shows the run summary). */
+  log: string;
 }
 
 const root = path.resolve(__dirname, '..', '..');
@@ -49,7 +51,8 @@ const POLL_SECONDS = 5;
 const LOOKAHEAD_SECONDS = 10;
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 const USAGE =
-  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--run-now | --no-run-now]';
+  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--run-now | --no-run-now] [--log FILE]';
+const DEFAULT_LOG = path.join('.local', 'launcher.log');
 
 export function parseStartArgs(argv: string[]): StartOptions {
   let values: ReturnType<typeof parse>['values'];
@@ -64,6 +67,7 @@ export function parseStartArgs(argv: string[]): StartOptions {
     once: Boolean(values.once),
     keep: Boolean(values.keep),
     runNow: Boolean(values['run-now']) || (!values['no-run-now'] && !values['api-url']),
+    log: values.log ?? DEFAULT_LOG,
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
   };
   if (options.once && !options.sample) throw new ConfigError(`--once waits for the sample run\n${USAGE}`);
@@ -90,6 +94,7 @@ function parse(argv: string[]) {
       keep: { type: 'boolean' },
       'run-now': { type: 'boolean' },
       'no-run-now': { type: 'boolean' },
+      log: { type: 'string' },
     },
   });
 }
@@ -159,6 +164,7 @@ async function run(
     throw new ConfigError(`work pool ${pool.name} is of type ${pool.type}; pick an ecs pool with --pool`);
   }
   print(`  work pool    ${pool.name} (ecs)`);
+  print(`  launcher log ${options.log}  (its JSON log lines and EMF metrics)`);
 
   const runner = new LocalTaskRunner(rt.aws.ecs, { binDir: path.join(root, '.venv', 'bin'), print });
   const executor = new LocalExecutor(
@@ -195,7 +201,7 @@ async function run(
       if (Date.now() - lastPoll >= POLL_SECONDS * 1000) {
         lastPoll = Date.now();
         try {
-          await runPoll(rt, { aws: (base) => executor.reconcileAws(base) });
+          await invoked(rt, () => runPoll(rt, { aws: (base) => executor.reconcileAws(base) }));
           await executor.pickUp();
         } catch (err) {
           print(`poll failed: ${(err as Error).message}`);
@@ -231,21 +237,14 @@ async function startRunNow(
   print: (line: string) => void,
 ): Promise<string> {
   const token = randomBytes(32).toString('hex');
-  const log = rt.log.child({ function: 'run-now' });
+  const serve = runNowServer({
+    token: async () => token,
+    runtime: async () => rt,
+    telemetry: rt.telemetry,
+    afterClaim: () => executor.pickUp(),
+  });
   const listener = await startRunNowListener(
-    (request) =>
-      handleRunNow(
-        {
-          token: async () => token,
-          claim: async (flowRunId) => {
-            const outcome = await runRunNow(rt, flowRunId);
-            await executor.pickUp();
-            return outcome;
-          },
-          log,
-        },
-        request,
-      ),
+    (request) => invoked(rt, () => serve(request)),
     (error) => print(`run now failed: ${error.message}`),
   );
   cleanup.push(listener.stop);
@@ -364,19 +363,25 @@ class RunWatcher {
 }
 
 async function main(): Promise<void> {
-  // The launcher's JSON log lines would drown the summary; warnings and errors still show.
-  process.env.LAUNCHER_LOG_LEVEL ??= 'warn';
   // The pinned AWS SDK works on Node 20; its notice concerns SDK releases after January 2027.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let code: number;
+  let options: StartOptions;
   try {
-    code = await startLocal(parseStartArgs(process.argv.slice(2)), (line) =>
-      process.stdout.write(`${line}\n`),
-    );
+    options = parseStartArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`npm start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  // The launcher's log lines and metrics would drown the summary: they go to a file.
+  const output = divertLauncherOutput(path.resolve(root, options.log));
+  try {
+    code = await startLocal(options, output.print);
   } catch (err) {
     process.stderr.write(`npm start: ${(err as Error).message}\n`);
     code = 1;
   }
+  await output.close();
   process.exit(code);
 }
 

@@ -8,6 +8,7 @@ import { handler as prepare } from '../../handlers/prepare';
 import { handler as report } from '../../handlers/report';
 import { handler as runNow } from '../../handlers/run-now';
 import { taskStateChangeEvent } from '../../src/local/ecs-events';
+import { captureOutput } from '../harness/capture-output';
 import { arrangeDeployment, awsTestConfig, scheduleFlowRun, stackUrls, uniqueName } from '../harness/env';
 import { createLaunchStateMachine } from '../harness/launcher';
 
@@ -15,12 +16,11 @@ const context = { functionName: 'test', awsRequestId: 'r-1' } as Context;
 
 /** The handlers exactly as Lambda loads them: configuration from the environment, AWS endpoint from the SDK's. */
 const token = 't'.repeat(64);
+let pool: string;
 let deploymentId: string;
 
 beforeAll(async () => {
-  const arranged = await arrangeDeployment();
-  const { pool } = arranged;
-  deploymentId = arranged.deploymentId;
+  ({ pool, deploymentId } = await arrangeDeployment());
   const secret = await new SecretsManagerClient(awsTestConfig()).send(
     new CreateSecretCommand({ Name: uniqueName('run-now-token'), SecretString: token }),
   );
@@ -45,6 +45,62 @@ describe('Lambda handlers', () => {
       time: new Date().toISOString(),
     };
     await expect(poll(event, context)).resolves.toMatchObject({ due: 0 });
+  });
+
+  it("poll logs with the invocation's context and writes its metrics in EMF", async () => {
+    const saved = {
+      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED,
+      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL,
+    };
+    Object.assign(process.env, { POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_LOG_LEVEL: 'INFO' });
+    const output = captureOutput();
+    try {
+      // A fresh copy of the handler module, whose Powertools instances read the settings above.
+      await jest.isolateModulesAsync(async () => {
+        const { handler } = await import('../../handlers/poll');
+        await handler({}, context);
+      });
+    } finally {
+      output.restore();
+      Object.assign(process.env, saved);
+    }
+    const lines = output.lines
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        message: 'poll finished',
+        level: 'INFO',
+        service: 'prefect-ecs-launcher',
+        workPool: pool,
+        function_name: 'test',
+        function_request_id: 'r-1',
+      }),
+    );
+    const emf = lines.filter((l) => l._aws);
+    expect(emf).toEqual([
+      expect.objectContaining({
+        _aws: expect.objectContaining({
+          CloudWatchMetrics: [
+            expect.objectContaining({
+              Namespace: 'PrefectEcsLauncher',
+              Dimensions: [['service', 'WorkPool']],
+              Metrics: expect.arrayContaining([
+                { Name: 'Polls', Unit: 'Count' },
+                { Name: 'RunsDue', Unit: 'Count' },
+                { Name: 'RunsStarted', Unit: 'Count' },
+              ]),
+            }),
+          ],
+        }),
+        service: 'prefect-ecs-launcher',
+        WorkPool: pool,
+        Polls: 1,
+        RunsDue: 0,
+      }),
+    ]);
   });
 
   it('poll refuses an event that is not a schedule', async () => {

@@ -106,12 +106,12 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
     // Every line the launcher logs, at its most verbose.
     const output = captureOutput();
     const logged = output.lines;
-    const level = process.env.LAUNCHER_LOG_LEVEL;
-    process.env.LAUNCHER_LOG_LEVEL = 'debug';
+    const level = process.env.POWERTOOLS_LOG_LEVEL;
+    process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
     const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
       settings: { PREFECT_API_KEY_SECRET_ARN: secretArn ?? '', LAUNCHER_EXECUTION_ROLE_ARN: role },
     }).finally(() => {
-      process.env.LAUNCHER_LOG_LEVEL = level;
+      process.env.POWERTOOLS_LOG_LEVEL = level;
     });
     const run = await scheduleFlowRun(deploymentId);
     const results = await pollAndRun(rt, stateMachineArn);
@@ -126,7 +126,7 @@ describe('launch pipeline: poll → Step Functions execution → Prepare → Wai
       { name: 'PREFECT_API_KEY', valueFrom: secretArn },
     ]);
     output.restore();
-    expect(logged.join('')).toContain('"level":"info"');
+    expect(logged.join('')).toContain('"level":"INFO"');
     const everything = JSON.stringify({
       logged,
       task,

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { runNowNames } from '../../src/launch/run-now-automation';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { arrangeDeployment, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
@@ -33,7 +36,11 @@ async function finalState(id: string): Promise<FlowRunView> {
 describe('npm start: the launch path on this machine, no AWS account', () => {
   it('runs the sample flow through poll → state machine → ECS task in moto → local prefect process, to Completed', async () => {
     const pool = uniqueName('local-run');
-    const started = npmStart(['--once', '--pool', pool]);
+    const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'local-run-')), 'launcher.log');
+    const started = npmStart(['--once', '--pool', pool, '--log', log], {
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_METRICS_DISABLED: 'false',
+    });
     const code = await within(50_000, 'npm start --once', started.exited, started);
     expect({ code, output: started.output() }).toMatchObject({ code: 0 });
 
@@ -52,6 +59,32 @@ describe('npm start: the launch path on this machine, no AWS account', () => {
     for (const state of ['Scheduled', 'Pending', 'Running', 'Completed']) {
       expect(output).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d  ${run.name}  ${state}$`, 'm'));
     }
+
+    // The launcher's log lines and its metrics, in EMF as CloudWatch Logs would get them, went to the file.
+    expect(output).toContain(`launcher log ${log}`);
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ message: 'poll finished', workPool: pool }));
+    type Directive = { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] };
+    // Each value written, by metric name and dimension names, e.g. `RunsStarted[service,WorkPool]`.
+    const metrics = new Map<string, number[]>();
+    for (const line of lines.filter((l) => l._aws)) {
+      const [directive] = (line._aws as { CloudWatchMetrics: Directive[] }).CloudWatchMetrics as [Directive];
+      expect(directive.Namespace).toBe('PrefectEcsLauncher');
+      expect(line.WorkPool).toBe(pool);
+      for (const { Name } of directive.Metrics) {
+        const key = `${Name}${directive.Dimensions.map((set) => `[${set.join(',')}]`).join('')}`;
+        metrics.set(key, [...(metrics.get(key) ?? []), ...[line[Name]].flat().map(Number)]);
+      }
+    }
+    const sum = (key: string) => (metrics.get(key) ?? []).reduce((a, v) => a + v, 0);
+    expect(sum('RunsStarted[service,WorkPool]')).toBe(1);
+    expect(sum('RunsPrepared[service,WorkPool]')).toBe(1);
+    expect(sum('ReportEvents[service,WorkPool,LastStatus]')).toBeGreaterThanOrEqual(2);
+    expect(metrics.get('RunTaskLateness[service,WorkPool]')).toHaveLength(1);
   }, 60_000);
 
   it("reports a task's real non-zero exit code through the ECS events, and stops cleanly on SIGTERM", async () => {
@@ -83,7 +116,11 @@ describe('npm start: the launch path on this machine, no AWS account', () => {
         automations: { name: { any_: [runNowNames(pool).automation] } },
       });
     // --run-now: the test's server is on this machine, so it can call npm start's loopback entry point.
-    const started = npmStart(['--no-sample', '--pool', pool, '--run-now'], { LAUNCHER_LOG_LEVEL: 'info' });
+    const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'local-run-')), 'launcher.log');
+    const started = npmStart(['--no-sample', '--pool', pool, '--run-now', '--log', log], {
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_METRICS_DISABLED: 'false',
+    });
     await within(
       60_000,
       'run now',
@@ -94,8 +131,21 @@ describe('npm start: the launch path on this machine, no AWS account', () => {
 
     const run = await scheduleFlowRun(deploymentId);
     // The launcher's own log line: the entry point, called by Prefect's automation, started this run.
-    const served = new RegExp(`"message":"run-now call served".*"flowRunId":"${run.id}".*"started":1`);
-    await within(30_000, 'the run-now call', printed(started, served), started);
+    const lines = () =>
+      fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const served = async () => {
+      for (;;) {
+        const line = lines().find((l) => l.message === 'run-now call served' && l.flowRunId === run.id);
+        if (line) return line;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
+    expect(await within(30_000, 'the run-now call', served(), started)).toMatchObject({ due: 1, started: 1 });
+    expect(lines()).toContainEqual(expect.objectContaining({ RunNowCalls: 1, RunNowRefused: 0 }));
 
     started.child.kill('SIGTERM');
     expect(await within(20_000, 'stopping', started.exited, started)).toBe(0);

@@ -110,13 +110,13 @@ describe('a launch end to end', () => {
       if (authorization) sent.add(authorization);
       return realFetch(input, init);
     });
-    const level = process.env.LAUNCHER_LOG_LEVEL;
-    process.env.LAUNCHER_LOG_LEVEL = 'debug';
+    const level = process.env.POWERTOOLS_LOG_LEVEL;
+    process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
     try {
       const { cluster, pool, deploymentId, stateMachineArn, rt } = await launcher({
         settings: { [setting]: arn, LAUNCHER_EXECUTION_ROLE_ARN: executionRole },
       });
-      process.env.LAUNCHER_LOG_LEVEL = level;
+      process.env.POWERTOOLS_LOG_LEVEL = level;
       const runs = {
         ok: await scheduleFlowRun(deploymentId),
         // Failure paths write the most: a refused job, and a task whose container exits 1.
@@ -147,7 +147,7 @@ describe('a launch end to end', () => {
       expect(results.get(runs.exits.id)?.status).toBe('FAILED');
       // The launcher did hold the credential (it authenticated with it) and logged plenty.
       expect(sent).toContain(header);
-      expect(logged.join('')).toContain('"level":"info"');
+      expect(logged.join('')).toContain('"level":"INFO"');
 
       const executions = (await sfn.send(new ListExecutionsCommand({ stateMachineArn }))).executions ?? [];
       expect(executions).toHaveLength(3);
@@ -205,7 +205,7 @@ describe('a launch end to end', () => {
     } finally {
       output.restore();
       fetchSpy.mockRestore();
-      process.env.LAUNCHER_LOG_LEVEL = level;
+      process.env.POWERTOOLS_LOG_LEVEL = level;
     }
   });
 });

@@ -30,6 +30,7 @@ const executionRole = 'arn:aws:iam::123456789012:role/prefect-execution';
 const taskRoles = ['arn:aws:iam::123456789012:role/flow-a', 'arn:aws:iam::123456789012:role/team/flow-b'];
 const kmsKey = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const apiUrl = 'https://api.prefect.cloud/api/accounts/acc-1/workspaces/ws-1';
+const topicArn = 'arn:aws:sns:us-east-1:123456789012:launcher-alarms';
 
 /**
  * IAM statements with `Resource: "*"` are allowed only for these actions, each for the reason given.
@@ -134,6 +135,10 @@ describe('npm run package', () => {
     expect(accepts('PrefectApiUrl', 'http://prefect.internal:4200/api')).toBe(true);
     expect(accepts('PrefectApiUrl', 'prefect.internal:4200')).toBe(false);
     expect(accepts('WorkPool', 'team/pool')).toBe(false);
+    expect(accepts('AlarmTopicArn', topicArn)).toBe(true);
+    expect(accepts('AlarmTopicArn', '')).toBe(true);
+    expect(accepts('AlarmTopicArn', 'launcher-alarms')).toBe(false);
+    expect(template.Parameters.LogLevel?.AllowedValues).toContain('DEBUG');
   });
 });
 
@@ -167,6 +172,8 @@ describe('functions', () => {
         LAUNCHER_POLL_INTERVAL_SECONDS: '60',
         LAUNCHER_LOOKAHEAD_SECONDS: '120',
         LAUNCHER_CONCURRENCY: '8',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0',
       });
       expect('LAUNCHER_STATE_MACHINE_ARN' in variables).toBe(name === 'poll' || name === 'runNow');
     }
@@ -370,6 +377,7 @@ describe('IAM', () => {
         'ecs:DeregisterTaskDefinition',
         'ecs:DescribeTaskDefinition',
         'ecs:StopTask',
+        'sqs:SendMessage',
       ].sort(),
     );
     expect(actions(roleStatements(stack, 'LaunchStateMachineRole'))).toEqual(
@@ -601,5 +609,152 @@ describe('optional infrastructure', () => {
     const env = (stack.resource('PrepareLambdaFunction').Properties as JsonObject).Environment as JsonObject;
     expect((env.Variables as JsonObject).LAUNCHER_EXECUTION_ROLE_ARN).toBe('<TaskExecutionRole.Arn>');
     expect(stack.resolve(template.Outputs.TaskExecutionRoleArn?.Value)).toBe('<TaskExecutionRole.Arn>');
+  });
+});
+
+describe('operations: failed reports, alarms and the dashboard', () => {
+  const alarms = [
+    'PollErrorsAlarm',
+    'NoPollAlarm',
+    'LaunchExecutionsFailedAlarm',
+    'ReportErrorsAlarm',
+    'RunsCrashedAtLaunchAlarm',
+    'ReportFailuresAlarm',
+  ];
+
+  it('sends a failed asynchronous report invocation to an SQS queue the report role may write', () => {
+    const stack = view();
+    expect(stack.resource('ReportEventInvokeConfig').Properties).toEqual({
+      FunctionName: '<ReportLambdaFunction>',
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: '<ReportFailureQueue.Arn>' } },
+    });
+    expect(stack.resource('ReportFailureQueue').Properties).toMatchObject({
+      MessageRetentionPeriod: 1209600,
+    });
+    expect(resourcesOf(grants(roleStatements(stack, 'ReportRole'), 'sqs:SendMessage'))).toEqual([
+      '<ReportFailureQueue.Arn>',
+    ]);
+  });
+
+  it('creates no alarm and no dashboard by default', () => {
+    const types = ofType(view(), 'AWS::CloudWatch::Alarm').concat(
+      ofType(view(), 'AWS::CloudWatch::Dashboard'),
+    );
+    expect(types).toEqual([]);
+  });
+
+  it('creates the alarms with createAlarms=true, notifying the topic when one is given', () => {
+    const withoutTopic = view({ CreateAlarms: 'true' });
+    expect(
+      ofType(withoutTopic, 'AWS::CloudWatch::Alarm')
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual([...alarms].sort());
+    for (const id of alarms) {
+      const alarm = withoutTopic.resource(id).Properties as JsonObject;
+      expect(alarm.AlarmName).toMatch(/^prefect-ecs-launcher-dev-[a-z-]+$/);
+      expect(alarm.AlarmActions).toBeUndefined();
+      expect(alarm.OKActions).toBeUndefined();
+    }
+    const withTopic = view({ CreateAlarms: 'true', AlarmTopicArn: topicArn });
+    for (const id of alarms) {
+      expect(withTopic.resource(id).Properties).toMatchObject({
+        AlarmActions: [topicArn],
+        OKActions: [topicArn],
+      });
+    }
+    expect(ofType(withTopic, 'AWS::CloudWatch::Dashboard')).toEqual([]);
+  });
+
+  it('watches the poll, the launch executions, the report function, crashes at launch and the failure queue', () => {
+    const stack = view({ CreateAlarms: 'true' });
+    const props = (id: string) => stack.resource(id).Properties as JsonObject;
+    expect(props('PollErrorsAlarm')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: '<PollLambdaFunction>' }],
+    });
+    // No poll for 5 minutes: no data means no invocation.
+    expect(props('NoPollAlarm')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Invocations',
+      Dimensions: [{ Name: 'FunctionName', Value: '<PollLambdaFunction>' }],
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+    const executions = props('LaunchExecutionsFailedAlarm').Metrics as JsonObject[];
+    expect(
+      executions.flatMap((m) => {
+        const stat = m.MetricStat as JsonObject | undefined;
+        return stat ? [stat.Metric] : [];
+      }),
+    ).toEqual(
+      ['ExecutionsFailed', 'ExecutionsTimedOut'].map((MetricName) => ({
+        Namespace: 'AWS/States',
+        MetricName,
+        Dimensions: [{ Name: 'StateMachineArn', Value: '<LaunchStateMachine>' }],
+      })),
+    );
+    expect(executions.filter((m) => m.ReturnData)).toHaveLength(1);
+    expect(props('ReportErrorsAlarm')).toMatchObject({
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: '<ReportLambdaFunction>' }],
+    });
+    // The crash function's metric, with the dimensions src/telemetry.ts gives every metric.
+    expect(props('RunsCrashedAtLaunchAlarm')).toMatchObject({
+      Namespace: 'PrefectEcsLauncher',
+      MetricName: 'RunsCrashedAtLaunch',
+      Dimensions: [
+        { Name: 'service', Value: 'prefect-ecs-launcher' },
+        { Name: 'WorkPool', Value: 'my-ecs-pool' },
+      ],
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(props('ReportFailuresAlarm')).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: '<ReportFailureQueue.QueueName>' }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it("creates the dashboard with createDashboard=true, graphing the launcher's metrics of its pool", () => {
+    const stack = view({ CreateDashboard: 'true' });
+    expect(ofType(stack, 'AWS::CloudWatch::Alarm')).toEqual([]);
+    const dashboard = stack.resource('Dashboard').Properties as JsonObject;
+    expect(dashboard.DashboardName).toBe('prefect-ecs-launcher-dev');
+    const body = JSON.parse(String(dashboard.DashboardBody)) as {
+      widgets: { properties: { region: string; metrics: unknown[][] } }[];
+    };
+    const text = JSON.stringify(body);
+    for (const metric of [
+      'RunsDue',
+      'RunsClaimed',
+      'RunsStarted',
+      'RunsNotClaimed',
+      'RunsReturnedToScheduled',
+      'RunsSwept',
+      'RunsCancelled',
+      'RunTaskLateness',
+      'LaunchFailures',
+      'RunsCrashedAtLaunch',
+      'RunsCrashed',
+      'ReportEvents',
+      'ExecutionsFailed',
+      'ApproximateNumberOfMessagesVisible',
+    ]) {
+      expect(text).toContain(`${metric}`);
+    }
+    for (const widget of body.widgets) expect(widget.properties.region).toBe('us-east-1');
+    expect(text).toContain('"WorkPool","my-ecs-pool"');
+    expect(text).toContain('<PollLambdaFunction>');
+    expect(text).not.toMatch(/\$\{/);
   });
 });

@@ -118,12 +118,23 @@ describe('parseStartArgs', () => {
       once: false,
       keep: false,
       runNow: true,
+      log: '.local/launcher.log',
     });
     expect(parseStartArgs(['--no-run-now'])).toMatchObject({ runNow: false });
   });
 
   it('takes the API URL, the pool and the flags', () => {
-    expect(parseStartArgs(['--api-url', 'http://127.0.0.1:4200/api', '--pool', 'p', '--no-sample'])).toEqual({
+    expect(
+      parseStartArgs([
+        '--api-url',
+        'http://127.0.0.1:4200/api',
+        '--pool',
+        'p',
+        '--no-sample',
+        '--log',
+        'l.log',
+      ]),
+    ).toEqual({
       apiUrl: 'http://127.0.0.1:4200/api',
       pool: 'p',
       sample: false,
@@ -131,6 +142,7 @@ describe('parseStartArgs', () => {
       keep: false,
       // Another server may not reach this machine's loopback, where the entry point listens.
       runNow: false,
+      log: 'l.log',
     });
   });
 

@@ -1,35 +1,105 @@
-import { createLogger } from '../../src/log';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { loggerOver } from '../../src/log';
+import { telemetryMiddlewares } from '../../src/middleware';
+import { createTelemetry } from '../../src/telemetry';
+import { captureOutput } from '../harness/capture-output';
 
-describe('createLogger', () => {
-  it('writes one JSON object per line with the base fields, errors flattened with their cause', () => {
-    const lines: string[] = [];
-    const log = createLogger({ service: 's' }, { level: 'info', write: (line) => lines.push(line) });
-    log.info('hello', { error: new Error('outer', { cause: new Error('inner') }) });
-    expect(JSON.parse(lines[0] ?? '')).toMatchObject({
-      level: 'info',
+const saved = { level: process.env.POWERTOOLS_LOG_LEVEL, metrics: process.env.POWERTOOLS_METRICS_DISABLED };
+afterEach(() => {
+  process.env.POWERTOOLS_LOG_LEVEL = saved.level;
+  process.env.POWERTOOLS_METRICS_DISABLED = saved.metrics;
+});
+
+/** The JSON lines written while `fn` runs. */
+async function linesOf(fn: () => unknown): Promise<Record<string, unknown>[]> {
+  const output = captureOutput();
+  try {
+    await fn();
+  } finally {
+    output.restore();
+  }
+  return output.lines
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+describe('the logger (Powertools behind the launcher facade)', () => {
+  it('writes one JSON object per line with the service and pool, errors flattened with their cause', async () => {
+    process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+    const log = loggerOver(createTelemetry({ LAUNCHER_WORK_POOL: 'pool-a' }).logger);
+    const [line] = await linesOf(() =>
+      log.info('hello', { error: new Error('outer', { cause: new Error('inner') }) }),
+    );
+    expect(line).toMatchObject({
+      level: 'INFO',
       message: 'hello',
-      service: 's',
+      service: 'prefect-ecs-launcher',
+      workPool: 'pool-a',
       error: { name: 'Error', message: 'outer', cause: { message: 'inner' } },
     });
+    // No stack or other property of an error reaches the log.
+    expect(JSON.stringify(line)).not.toContain('stack');
   });
 
-  it('keeps the level it was created with in its children, whatever the environment says later', () => {
-    const lines: string[] = [];
-    const log = createLogger({}, { level: 'warn', write: (line) => lines.push(line) });
-    process.env.LAUNCHER_LOG_LEVEL = 'debug';
-    const child = log.child({ flowRunId: 'x' });
-    child.info('dropped');
-    child.warn('kept');
-    expect(lines.map((l) => JSON.parse(l).message)).toEqual(['kept']);
-    expect(JSON.parse(lines[0] ?? '').flowRunId).toBe('x');
+  it("keeps a child's fields to the child", async () => {
+    process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+    const log = loggerOver(createTelemetry({ LAUNCHER_WORK_POOL: 'p' }).logger);
+    const lines = await linesOf(() => {
+      log.child({ flowRunId: 'run-1' }).child({ step: 'reconcile' }).info('child');
+      log.info('parent');
+    });
+    expect(lines[0]).toMatchObject({ message: 'child', flowRunId: 'run-1', step: 'reconcile' });
+    expect(lines[1]?.flowRunId).toBeUndefined();
   });
 
-  it('falls back to info for an unknown LAUNCHER_LOG_LEVEL', () => {
-    const lines: string[] = [];
-    process.env.LAUNCHER_LOG_LEVEL = 'verbose';
-    const log = createLogger({}, { write: (line) => lines.push(line) });
-    log.debug('dropped');
-    log.info('kept');
-    expect(lines).toHaveLength(1);
+  it('takes its level from POWERTOOLS_LOG_LEVEL when it is made', async () => {
+    process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
+    const log = loggerOver(createTelemetry({}).logger);
+    process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
+    const lines = await linesOf(() => {
+      log.info('dropped');
+      log.warn('kept');
+    });
+    expect(lines.map((l) => l.message)).toEqual(['kept']);
+  });
+
+  it("adds the invocation's context and cold start through the middleware", async () => {
+    process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+    process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+    // Lambda sets it; Powertools reports a cold start only then.
+    process.env.AWS_LAMBDA_INITIALIZATION_TYPE = 'on-demand';
+    const telemetry = createTelemetry({ LAUNCHER_WORK_POOL: 'p' });
+    delete process.env.AWS_LAMBDA_INITIALIZATION_TYPE;
+    const log = loggerOver(telemetry.logger);
+    const handler = middy()
+      .use(telemetryMiddlewares(telemetry))
+      .handler(async () => {
+        log.child({ flowRunId: 'run-1' }).info('inside');
+      });
+    const context = (id: string) =>
+      ({
+        functionName: 'prefect-ecs-launcher-dev-poll',
+        awsRequestId: id,
+        invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:prefect-ecs-launcher-dev-poll',
+        memoryLimitInMB: '256',
+      }) as Context;
+    const lines = await linesOf(async () => {
+      await handler({}, context('r-1'));
+      await handler({}, context('r-2'));
+    });
+    const inside = lines.filter((l) => l.message === 'inside');
+    expect(inside).toEqual([
+      expect.objectContaining({
+        function_request_id: 'r-1',
+        cold_start: true,
+        function_name: 'prefect-ecs-launcher-dev-poll',
+        workPool: 'p',
+        flowRunId: 'run-1',
+      }),
+      expect.objectContaining({ function_request_id: 'r-2', cold_start: false }),
+    ]);
   });
 });

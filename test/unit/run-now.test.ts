@@ -11,7 +11,7 @@ import {
   runNowUrl,
   webhookBlockData,
 } from '../../src/launch/run-now-automation';
-import { createLogger } from '../../src/log';
+import type { LogFields, Logger } from '../../src/log';
 import type { WorkPool } from '../../src/prefect/types';
 
 const TOKEN = 'a'.repeat(40);
@@ -73,6 +73,19 @@ describe('decideRunNow', () => {
   });
 });
 
+/** A Logger that keeps each line as the JSON Powertools would write of it. */
+function recordingLogger(lines: string[], base: LogFields = {}): Logger {
+  const emit = (level: string) => (message: string, fields?: LogFields) =>
+    lines.push(JSON.stringify({ level, message, ...base, ...fields }));
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
+  };
+}
+
 describe('handleRunNow', () => {
   function deps(lines: string[]) {
     const claimed: (string | undefined)[] = [];
@@ -84,7 +97,7 @@ describe('handleRunNow', () => {
           claimed.push(id);
           return { due: 1, started: 1 };
         },
-        log: createLogger({}, { level: 'debug', write: (line) => lines.push(line) }),
+        log: recordingLogger(lines),
       },
     };
   }

@@ -1,4 +1,4 @@
-import { provisioningSeconds } from '../../src/launch/report';
+import { provisioningSeconds, runTaskLatenessSeconds } from '../../src/launch/report';
 import { startAtOf, startLeadOf } from '../../src/launch/start-lead';
 
 describe('the start lead', () => {
@@ -38,5 +38,17 @@ describe('provisioningSeconds', () => {
     expect(provisioningSeconds({ createdAt: new Date(0), startedAt: new Date(3000) })).toBe(3);
     expect(provisioningSeconds({ createdAt: new Date(0) })).toBeUndefined();
     expect(provisioningSeconds({ createdAt: new Date(5000), startedAt: new Date(0) })).toBeUndefined();
+  });
+});
+
+describe('runTaskLatenessSeconds', () => {
+  it("is the time from the run's scheduled start to RunTask, below zero when a start lead sent it early", () => {
+    const run = { expected_start_time: '2026-12-04T10:00:00.000Z' };
+    expect(runTaskLatenessSeconds({ createdAt: '2026-12-04T10:00:02.250Z' as unknown as Date }, run)).toBe(
+      2.25,
+    );
+    expect(runTaskLatenessSeconds({ createdAt: new Date('2026-12-04T09:59:30.000Z') }, run)).toBe(-30);
+    expect(runTaskLatenessSeconds({}, run)).toBeUndefined();
+    expect(runTaskLatenessSeconds({ createdAt: new Date(0) }, { expected_start_time: null })).toBeUndefined();
   });
 });
