@@ -133,15 +133,24 @@ describe('flow run states', () => {
     );
   });
 
-  it('answers a repeated proposal (same transition id) with the state it already has', async () => {
+  it('takes a repeated proposal (same transition id), which the server refuses as a duplicate, as accepted', async () => {
     const { deploymentId } = await arrangeDeployment();
     const run = await scheduleFlowRun(deploymentId);
     const proposal = pendingState(run.id);
 
     expect((await prefect.setFlowRunState(run.id, proposal)).status).toBe('ACCEPT');
+    // What a retry after a lost answer sends: the server answers REJECT ("already made this state
+    // transition") with the proposal as the current state, which the client reports as the ACCEPT it was.
     const repeat = await prefect.setFlowRunState(run.id, proposal);
-    expect(repeat.status).toBe('REJECT');
-    expect(repeat.state).toMatchObject({ type: 'PENDING', name: 'Pending' });
+    expect(repeat.status).toBe('ACCEPT');
+    expect(repeat.state).toMatchObject({
+      type: 'PENDING',
+      name: 'Pending',
+      state_details: { transition_id: proposal.state_details?.transition_id },
+    });
+    expect(repeat.details).toMatchObject({ reason: 'This run has already made this state transition.' });
+    // A new proposal of the same state is still someone's second claim: ABORT.
+    expect((await prefect.setFlowRunState(run.id, pendingState(run.id))).status).toBe('ABORT');
   });
 
   it('walks Submitting and InfrastructurePending, then Crashed with its message', async () => {
