@@ -29,13 +29,16 @@ const STATS = [
   { key: 'max', label: 'max', color: '#c83232' },
 ] as const satisfies readonly { key: keyof LatenessSummary; label: string; color: string }[];
 
+/** Each panel's axis reaches at least this far: bars of a few milliseconds would otherwise fill it. */
+const LEAST_SPAN_SECONDS = 0.5;
+
 /**
  * Seconds as horizontal bars, each labelled with its value: one panel per number of runs, each on its own
  * scale, with one row per side of its earliest, p50, p95 and max. Sides run down the left, so long names
  * never collide. Pure: the same entries give the same spec.
  */
 export function latenessSpec(entries: readonly ChartEntry[], text: ChartText): TopLevelSpec {
-  const values = entries.flatMap((e) =>
+  const bars = entries.flatMap((e) =>
     STATS.flatMap((s) => {
       const seconds = e.lateness[s.key];
       // A side with no runs at some N has NaN statistics (null in the JSON results): no bar.
@@ -43,14 +46,19 @@ export function latenessSpec(entries: readonly ChartEntry[], text: ChartText): T
       return [{ runs: e.runs, side: e.side, statistic: s.label, seconds }];
     }),
   );
+  const spans = [...new Set(entries.map((e) => e.runs))].map((runs) => ({ runs, span: LEAST_SPAN_SECONDS }));
   const sides = [...new Set(entries.map((e) => e.side))];
   const labels = STATS.map((s) => s.label);
+  const row = {
+    y: { field: 'side', type: 'nominal', sort: sides, title: null, axis: { labelFontSize: 12 } },
+    yOffset: { field: 'statistic', type: 'nominal', sort: labels },
+  } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: text.title, anchor: 'start', fontSize: 15 },
     background: 'white',
     padding: 12,
-    data: { values },
+    data: { values: [...bars, ...spans] },
     facet: {
       row: {
         field: 'runs',
@@ -70,21 +78,27 @@ export function latenessSpec(entries: readonly ChartEntry[], text: ChartText): T
     spec: {
       width: 460,
       height: { step: 14, for: 'offset' },
-      encoding: {
-        y: { field: 'side', type: 'nominal', sort: sides, title: null, axis: { labelFontSize: 12 } },
-        yOffset: { field: 'statistic', type: 'nominal', sort: labels },
-      },
       layer: [
         {
-          mark: 'bar',
+          // Invisible: it only stretches the panel's scale to LEAST_SPAN_SECONDS.
+          transform: [{ filter: 'isValid(datum.span)' }],
+          mark: { type: 'rule', opacity: 0 },
           encoding: {
             x: {
-              field: 'seconds',
+              field: 'span',
               type: 'quantitative',
               title: text.axisTitle,
               // The zero line darker than the grid: bars left of it came early.
               axis: { gridColor: { condition: { test: 'datum.value === 0', value: '#444' }, value: '#ddd' } },
             },
+          },
+        },
+        {
+          transform: [{ filter: 'isValid(datum.seconds)' }],
+          mark: 'bar',
+          encoding: {
+            ...row,
+            x: { field: 'seconds', type: 'quantitative' },
             color: {
               field: 'statistic',
               type: 'nominal',
@@ -95,9 +109,13 @@ export function latenessSpec(entries: readonly ChartEntry[], text: ChartText): T
         },
         {
           // Each value right of its bar's end, or right of zero for a bar below zero, where its row is empty.
-          transform: [{ calculate: 'max(datum.seconds, 0)', as: 'labelAt' }],
+          transform: [
+            { filter: 'isValid(datum.seconds)' },
+            { calculate: 'max(datum.seconds, 0)', as: 'labelAt' },
+          ],
           mark: { type: 'text', align: 'left', baseline: 'middle', dx: 3, fontSize: 10 },
           encoding: {
+            ...row,
             x: { field: 'labelAt', type: 'quantitative' },
             text: { field: 'seconds', type: 'quantitative', format: '.1f' },
           },

@@ -36,10 +36,20 @@ describe('latenessSpec', () => {
   it('draws no bar for a statistic without a value, as JSON results carry NaN (null)', () => {
     const fromJson = JSON.parse(JSON.stringify(ENTRIES)) as ChartEntry[];
     const spec = latenessSpec(fromJson, { title: 't', axisTitle: 'a' });
-    const values = (spec.data as { values: { side: string; seconds: number }[] }).values;
-    expect(values).toHaveLength(12);
-    expect(values.filter((v) => v.side === 'launcher-run-now')).toEqual([]);
-    expect(values.every((v) => Number.isFinite(v.seconds))).toBe(true);
+    const values = (spec.data as { values: { side?: string; seconds?: number }[] }).values;
+    const bars = values.filter((v) => 'seconds' in v);
+    expect(bars).toHaveLength(12);
+    expect(bars.filter((v) => v.side === 'launcher-run-now')).toEqual([]);
+    expect(bars.every((v) => Number.isFinite(v.seconds))).toBe(true);
+  });
+
+  it('stretches each panel to at least half a second, so that milliseconds stay small', () => {
+    const spec = latenessSpec(ENTRIES, { title: 't', axisTitle: 'a' });
+    const values = (spec.data as { values: object[] }).values;
+    expect(values.filter((v) => 'span' in v)).toEqual([
+      { runs: 10, span: 0.5 },
+      { runs: 1000, span: 0.5 },
+    ]);
   });
 });
 
