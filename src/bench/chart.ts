@@ -1,93 +1,163 @@
-import { Canvas, type Rgb, textWidth } from './png';
+import type { TopLevelSpec } from 'vega-lite';
+import type { RunNowResult } from './run-now';
+import type { ScenarioResult } from './scenario';
 import type { LatenessSummary } from './stats';
 
-/** One bar cluster of the chart: one side at one number of runs. */
+/**
+ * The benchmark's charts as Vega-Lite specs (https://vega.github.io/vega-lite/docs/), rendered to SVG by
+ * Vega without a browser or a native canvas. vega and vega-lite are devDependencies loaded only here, by the
+ * bench and `npm run bench:chart`; no Lambda function imports this file.
+ */
+
+/** One bar cluster of a chart: one side at one number of runs. */
 export interface ChartEntry {
   side: string;
   runs: number;
   lateness: LatenessSummary;
 }
 
+export interface ChartText {
+  title: string;
+  /** What the seconds are measured from and to, under each panel's axis. */
+  axisTitle: string;
+}
+
 const STATS = [
-  { key: 'min', label: 'earliest', color: [120, 170, 220] },
-  { key: 'p50', label: 'p50', color: [40, 110, 180] },
-  { key: 'p95', label: 'p95', color: [230, 140, 40] },
-  { key: 'max', label: 'max', color: [200, 50, 50] },
-] as const satisfies readonly { key: keyof LatenessSummary; label: string; color: Rgb }[];
+  { key: 'min', label: 'earliest', color: '#78aadc' },
+  { key: 'p50', label: 'p50', color: '#286eb4' },
+  { key: 'p95', label: 'p95', color: '#e68c28' },
+  { key: 'max', label: 'max', color: '#c83232' },
+] as const satisfies readonly { key: keyof LatenessSummary; label: string; color: string }[];
 
-const INK: Rgb = [30, 30, 30];
-const GRID: Rgb = [225, 225, 225];
-const BAR = 12;
-const GAP = 2;
-const CLUSTER = STATS.length * (BAR + GAP);
-const CLUSTER_GAP = 14;
-const PANEL_GAP = 24;
+/** Each panel's axis reaches at least this far: bars of a few milliseconds would otherwise fill it. */
+const LEAST_SPAN_SECONDS = 0.5;
 
-/** A step of 1, 2 or 5 × 10^k that cuts `span` into at most `most` intervals. */
-export function tickStep(span: number, most = 8): number {
-  if (!(span > 0)) return 1;
-  const raw = span / most;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  for (const m of [1, 2, 5, 10]) if (m * power >= raw) return m * power;
-  return 10 * power;
+/**
+ * Seconds as horizontal bars, each labelled with its value: one panel per number of runs, each on its own
+ * scale, with one row per side of its earliest, p50, p95 and max. Sides run down the left, so long names
+ * never collide. Pure: the same entries give the same spec.
+ */
+export function latenessSpec(entries: readonly ChartEntry[], text: ChartText): TopLevelSpec {
+  const bars = entries.flatMap((e) =>
+    STATS.flatMap((s) => {
+      const seconds = e.lateness[s.key];
+      // A side with no runs at some N has NaN statistics (null in the JSON results): no bar.
+      if (typeof seconds !== 'number' || !Number.isFinite(seconds)) return [];
+      return [{ runs: e.runs, side: e.side, statistic: s.label, seconds }];
+    }),
+  );
+  const spans = [...new Set(entries.map((e) => e.runs))].map((runs) => ({ runs, span: LEAST_SPAN_SECONDS }));
+  const sides = [...new Set(entries.map((e) => e.side))];
+  const labels = STATS.map((s) => s.label);
+  const row = {
+    y: { field: 'side', type: 'nominal', sort: sides, title: null, axis: { labelFontSize: 12 } },
+    yOffset: { field: 'statistic', type: 'nominal', sort: labels },
+  } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: text.title, anchor: 'start', fontSize: 15 },
+    background: 'white',
+    padding: 12,
+    data: { values: [...bars, ...spans] },
+    facet: {
+      row: {
+        field: 'runs',
+        type: 'ordinal',
+        sort: 'ascending',
+        title: null,
+        header: {
+          labelExpr: "format(datum.value, ',') + ' runs'",
+          labelOrient: 'top',
+          labelAnchor: 'start',
+          labelAngle: 0,
+          labelFontSize: 12,
+          labelFontWeight: 'bold',
+        },
+      },
+    },
+    spec: {
+      width: 460,
+      height: { step: 14, for: 'offset' },
+      layer: [
+        {
+          // Invisible: it only stretches the panel's scale to LEAST_SPAN_SECONDS.
+          transform: [{ filter: 'isValid(datum.span)' }],
+          mark: { type: 'rule', opacity: 0 },
+          encoding: {
+            x: {
+              field: 'span',
+              type: 'quantitative',
+              title: text.axisTitle,
+              // The zero line darker than the grid: bars left of it came early.
+              axis: { gridColor: { condition: { test: 'datum.value === 0', value: '#444' }, value: '#ddd' } },
+            },
+          },
+        },
+        {
+          transform: [{ filter: 'isValid(datum.seconds)' }],
+          mark: 'bar',
+          encoding: {
+            ...row,
+            x: { field: 'seconds', type: 'quantitative' },
+            color: {
+              field: 'statistic',
+              type: 'nominal',
+              scale: { domain: labels, range: STATS.map((s) => s.color) },
+              legend: { title: null, orient: 'top', direction: 'horizontal' },
+            },
+          },
+        },
+        {
+          // Each value right of its bar's end, or right of zero for a bar below zero, where its row is empty.
+          transform: [
+            { filter: 'isValid(datum.seconds)' },
+            { calculate: 'max(datum.seconds, 0)', as: 'labelAt' },
+          ],
+          mark: { type: 'text', align: 'left', baseline: 'middle', dx: 3, fontSize: 10 },
+          encoding: {
+            ...row,
+            x: { field: 'labelAt', type: 'quantitative' },
+            text: { field: 'seconds', type: 'quantitative', format: '.1f' },
+          },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent' } },
+  };
+}
+
+/** benchmarks.svg: RunTask lateness of the scheduled scenario (docs/benchmarks.json's results). */
+export function scheduledSpec(results: readonly Pick<ScenarioResult, 'side' | 'runs' | 'lateness'>[]) {
+  return latenessSpec(
+    results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.lateness })),
+    {
+      title: 'RunTask lateness against the scheduled time (s)',
+      axisTitle: 'seconds after the scheduled time, below 0 = launched early',
+    },
+  );
+}
+
+/** benchmarks-run-now.svg: creation → RunTask of runs started by hand (docs/benchmarks-run-now.json). */
+export function runNowSpec(results: readonly Pick<RunNowResult, 'side' | 'runs' | 'delay'>[]) {
+  return latenessSpec(
+    results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.delay })),
+    {
+      title: 'Runs started by hand: creation to RunTask (s)',
+      axisTitle: "seconds from the run's creation to its RunTask",
+    },
+  );
 }
 
 /**
- * RunTask lateness (seconds; below zero = early) as bars: one panel per number of runs, each on its own
- * scale, with one cluster per side of its earliest call, p50, p95 and max. Returns the PNG.
+ * Compiles the spec with vega-lite and renders it headlessly with Vega (renderer `none`: no DOM, text widths
+ * estimated). Both are ES modules only; a dynamic import loads them from this CommonJS project under tsx.
  */
-export function latenessChart(entries: readonly ChartEntry[], title: string): Buffer {
-  const sizes = [...new Set(entries.map((e) => e.runs))].sort((a, b) => a - b);
-  const sides = [...new Set(entries.map((e) => e.side))];
-  const axis = 44;
-  const clusters = sides.length * CLUSTER + (sides.length - 1) * CLUSTER_GAP;
-  const panelWidth = axis + 16 + clusters + PANEL_GAP;
-  const width = Math.max(20 + sizes.length * panelWidth, 20 + textWidth(title, 2));
-  const plotTop = 70;
-  const plotHeight = 260;
-  const height = plotTop + plotHeight + 56;
-  const canvas = new Canvas(width, height);
-
-  canvas.text(10, 10, title, INK, 2);
-  let lx = 10;
-  for (const s of STATS) {
-    canvas.fillRect(lx, 32, 8, 8, s.color);
-    canvas.text(lx + 12, 33, s.label, INK);
-    lx += 12 + textWidth(s.label) + 16;
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vegaLite, vega] = await Promise.all([import('vega-lite'), import('vega')]);
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
+  try {
+    return `${await view.toSVG()}\n`;
+  } finally {
+    view.finalize();
   }
-  canvas.text(10, height - 14, 'seconds after the scheduled time, below 0 = launched early', INK);
-
-  sizes.forEach((runs, p) => {
-    const inPanel = entries.filter((e) => e.runs === runs);
-    const values = inPanel.flatMap((e) => STATS.map((s) => e.lateness[s.key])).filter(Number.isFinite);
-    const step = tickStep(Math.max(0.5, Math.max(0, ...values) - Math.min(0, ...values)), 6);
-    const top = Math.ceil(Math.max(0, ...values) / step) * step || step;
-    const bottom = Math.floor(Math.min(0, ...values) / step) * step;
-    const y = (v: number) => plotTop + ((top - v) / (top - bottom)) * plotHeight;
-    const left = 10 + p * panelWidth + axis;
-    const right = left + 16 + clusters;
-
-    const label = `n = ${runs}`;
-    canvas.text(left + (right - left - textWidth(label)) / 2, plotTop - 16, label, INK);
-    for (let v = bottom; v <= top + step / 2; v += step) {
-      const tick = Number(v.toFixed(6)).toString();
-      canvas.fillRect(left, y(v), right - left, 1, v === 0 ? INK : GRID);
-      canvas.text(left - 6 - textWidth(tick), y(v) - 3, tick, INK);
-    }
-    canvas.fillRect(left, plotTop, 1, plotHeight, INK);
-
-    sides.forEach((side, c) => {
-      const cx = left + 8 + c * (CLUSTER + CLUSTER_GAP);
-      const entry = inPanel.find((e) => e.side === side);
-      STATS.forEach((s, i) => {
-        const v = entry?.lateness[s.key];
-        if (v === undefined || !Number.isFinite(v)) return;
-        // At least one pixel, so a zero bar still shows where it is.
-        const h = y(v) - y(0);
-        canvas.fillRect(cx + i * (BAR + GAP), y(0), BAR, Math.abs(h) < 1 ? -1 : h, s.color);
-      });
-      canvas.text(cx + (CLUSTER - textWidth(side)) / 2, plotTop + plotHeight + 8, side, INK);
-    });
-  });
-  return canvas.png();
 }

@@ -6,7 +6,7 @@ import { LOAD_TEST_PREFECT_ENV, startLocalStack } from '../local/stack';
 import { holdMotoTasksRunning } from '../local/task-runner';
 import { type Bill, launcherBill, PRICES, workerBill } from './bill';
 import { type BundleResult, measureBundles } from './bundles';
-import { latenessChart } from './chart';
+import { renderSvg, runNowSpec, scheduledSpec } from './chart';
 import { launcherSide } from './launcher-side';
 import { type RunNowResult, runNowScenario } from './run-now';
 import { runScenario, type ScenarioResult } from './scenario';
@@ -17,7 +17,7 @@ import { workerSide } from './worker-side';
 /**
  * `npm run bench`: the launcher against prefect-aws's resident ECS worker on the local stack (a real Prefect
  * server and moto), N scheduled runs each, one side after the other on fresh pools. Prints the table and
- * writes benchmarks.json and benchmarks.png (docs/ unless --out). Method and discussion: docs/benchmarks.md.
+ * writes benchmarks.json and benchmarks.svg (docs/ unless --out). Method and discussion: docs/benchmarks.md.
  */
 
 const root = path.resolve(__dirname, '..', '..');
@@ -260,13 +260,7 @@ export async function bench(options: BenchOptions, print: (line: string) => void
   };
   fs.mkdirSync(options.out, { recursive: true });
   fs.writeFileSync(path.join(options.out, 'benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(
-    path.join(options.out, 'benchmarks.png'),
-    latenessChart(
-      results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.lateness })),
-      'RunTask lateness vs scheduled time (s)',
-    ),
-  );
+  fs.writeFileSync(path.join(options.out, 'benchmarks.svg'), await renderSvg(scheduledSpec(results)));
 
   print('');
   print(resultsTable(results));
@@ -281,7 +275,7 @@ export async function bench(options: BenchOptions, print: (line: string) => void
     print(`\n${r.side}, ${r.runs} runs, went on after: ${r.problems.join('; ')}`);
   }
   print(
-    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks.{json,png}`,
+    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks.{json,svg}`,
   );
 }
 
@@ -361,20 +355,14 @@ async function benchRunNow(options: BenchOptions, print: (line: string) => void)
   };
   fs.mkdirSync(options.out, { recursive: true });
   fs.writeFileSync(path.join(options.out, 'benchmarks-run-now.json'), `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(
-    path.join(options.out, 'benchmarks-run-now.png'),
-    latenessChart(
-      results.map((r) => ({ side: r.side, runs: r.runs, lateness: r.delay })),
-      'runs started by hand: creation to RunTask (s)',
-    ),
-  );
+  fs.writeFileSync(path.join(options.out, 'benchmarks-run-now.svg'), await renderSvg(runNowSpec(results)));
   print('');
   print(runNowTable(results));
   for (const r of results.filter((r) => r.problems.length)) {
     print(`\n${r.side}, ${r.runs} runs, went on after: ${r.problems.join('; ')}`);
   }
   print(
-    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks-run-now.{json,png}`,
+    `\n${report.elapsedSeconds} s in all; results in ${path.relative(process.cwd(), options.out) || '.'}/benchmarks-run-now.{json,svg}`,
   );
 }
 
