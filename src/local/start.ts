@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCluster } from '../aws/ecs';
@@ -44,6 +45,11 @@ export interface StartOptions {
   runNow: boolean;
   /** Where the launcher's log lines and EMF metrics go (the terminal shows the run summary). */
   log: string;
+  /**
+   * The virtualenv whose `prefect` runs each flow in its local task; by default the project's. Another one
+   * matches flows to an older server (`npm run test:servers`), as a user's flow images match theirs.
+   */
+  flowVenv?: string;
 }
 
 const root = path.resolve(__dirname, '..', '..');
@@ -51,7 +57,7 @@ const POLL_SECONDS = 5;
 const LOOKAHEAD_SECONDS = 10;
 const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED'];
 const USAGE =
-  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--run-now | --no-run-now] [--log FILE]';
+  'usage: npm start -- [--api-url URL] [--pool NAME] [--no-sample] [--once] [--keep] [--run-now | --no-run-now] [--log FILE] [--flow-venv DIR]';
 const DEFAULT_LOG = path.join('.local', 'launcher.log');
 
 export function parseStartArgs(argv: string[]): StartOptions {
@@ -68,6 +74,7 @@ export function parseStartArgs(argv: string[]): StartOptions {
     keep: Boolean(values.keep),
     runNow: Boolean(values['run-now']) || (!values['no-run-now'] && !values['api-url']),
     log: values.log ?? DEFAULT_LOG,
+    ...(values['flow-venv'] ? { flowVenv: path.resolve(values['flow-venv']) } : {}),
     ...(values['api-url'] ? { apiUrl: values['api-url'] } : {}),
   };
   if (options.once && !options.sample) throw new ConfigError(`--once waits for the sample run\n${USAGE}`);
@@ -95,6 +102,7 @@ function parse(argv: string[]) {
       'run-now': { type: 'boolean' },
       'no-run-now': { type: 'boolean' },
       log: { type: 'string' },
+      'flow-venv': { type: 'string' },
     },
   });
 }
@@ -166,7 +174,11 @@ async function run(
   print(`  work pool    ${pool.name} (ecs)`);
   print(`  launcher log ${options.log}  (its JSON log lines and EMF metrics)`);
 
-  const runner = new LocalTaskRunner(rt.aws.ecs, { binDir: path.join(root, '.venv', 'bin'), print });
+  const binDir = path.join(options.flowVenv ?? path.join(root, '.venv'), 'bin');
+  if (!fs.existsSync(path.join(binDir, 'prefect'))) {
+    throw new ConfigError(`--flow-venv ${options.flowVenv}: there is no ${path.join(binDir, 'prefect')}`);
+  }
+  const runner = new LocalTaskRunner(rt.aws.ecs, { binDir, print });
   const executor = new LocalExecutor(
     rt.aws.sfn,
     rt.config.stateMachineArn as string,

@@ -17,12 +17,18 @@ export function npmStart(
   env: Record<string, string> = {},
   apiUrl = stackUrls().prefectApiUrl,
 ): NpmStart {
-  const child = spawn('npm', ['start', '--', '--api-url', apiUrl, ...args], {
-    cwd: path.resolve(__dirname, '..', '..'),
-    // jest gives each test file its own copy of process.env; a child gets the real one unless told.
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Against another server line (npm run test:servers), the flows run that line's prefect too.
+  const flowVenv = process.env.TEST_PREFECT_SERVER_VENV;
+  const child = spawn(
+    'npm',
+    ['start', '--', '--api-url', apiUrl, ...(flowVenv ? ['--flow-venv', flowVenv] : []), ...args],
+    {
+      cwd: path.resolve(__dirname, '..', '..'),
+      // jest gives each test file its own copy of process.env; a child gets the real one unless told.
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const collect = (chunk: Buffer) => {
     output += chunk.toString();
