@@ -15,6 +15,6 @@ for line in "${lines[@]}"; do
   venv=$(bash scripts/server-venv.sh "$line")
   echo "test:servers: Prefect server $line from $venv" >&2
   TEST_PREFECT_SERVER_VENV=$venv npx jest --selectProjects integration --testPathPatterns \
-    'integration/(poll|launch-pipeline|report|reconcile|late-proposal|e2e|local-run|prefect-client)\.test' || status=1
+    'integration/(poll|launch-pipeline|report|reconcile|late-proposal|e2e|local-run|prefect-client|run-now)\.test' || status=1
 done
 exit "$status"
