@@ -349,7 +349,11 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
 }
 
 function summaryLine(p: PhaseResult): string {
-  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s`;
+  const stop =
+    p.executionsAtStop === undefined
+      ? ''
+      : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped`;
+  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
 }
 
 export function sharedPoolTable(result: SharedPoolResult): string {
@@ -435,6 +439,7 @@ async function main(): Promise<void> {
   }
   print('');
   print(sharedPoolTable(result));
+  for (const p of result.phases) print(`${p.phase}: ${summaryLine(p)}`);
   print(`launcher: ${JSON.stringify(result.launcher)}`);
   print(`worker: ${JSON.stringify(result.worker)}`);
   print(`flow containers: ${JSON.stringify(result.containers)} ${result.containerErrors.join('; ')}`);
