@@ -7,7 +7,7 @@ import type { PrefectHttp } from '../prefect/http';
  * The flow containers of every task in a moto cluster, whoever started it (the launcher's state machine or
  * prefect-aws's worker): moto runs nothing, and `holdMotoTasksRunning` keeps each task RUNNING until it is
  * stopped, so this plays what Prefect's engine in the container does. It looks at the cluster's RUNNING tasks
- * every `everyMs`; for each new one it proposes Running (not forced, as the engine does), and when the
+ * every `everyMs`; for each new one, after `provisionMs`, it proposes Running (not forced, as the engine does), and when the
  * server accepts (after waiting as long as a WAIT answer says, as the engine does for a task started
  * before its run's time), Completed after `runMs`; then the container exits and the task is stopped in moto. An
  * engine whose Running proposal is refused (the run is not Pending: e.g. a second task of a run already
@@ -38,6 +38,8 @@ export function playFlowContainers(options: {
   ecs: ECSClient;
   prefect: PrefectHttp;
   cluster: string;
+  /** From the task's start to the engine's Running proposal: image pull and network, on ECS. */
+  provisionMs?: number;
   runMs: number;
   everyMs?: number;
   onError?: (error: unknown) => void;
@@ -65,6 +67,7 @@ export function playFlowContainers(options: {
     const taskArn = task.taskArn as string;
     const id = flowRunIdOfAnyTask(task);
     try {
+      await sleep(options.provisionMs ?? 0);
       if (id && (await propose(id, 'RUNNING')) === 'ACCEPT') {
         await sleep(runMs);
         // Stopped from outside meanwhile (StopTask's SIGTERM): Prefect's engine ends the run Crashed.

@@ -7,6 +7,7 @@ import { claimMessage } from '../launch/reconcile';
 import { LOAD_TEST_PREFECT_ENV, startLocalStack } from '../local/stack';
 import { holdMotoTasksRunning } from '../local/task-runner';
 import type { PrefectHttp } from '../prefect/http';
+import { isLateClaim } from '../prefect/states';
 import type { FlowRun } from '../prefect/types';
 import { arrangePool, benchPrefect, readRuns, readStateHistories, scheduleRuns } from './arrange';
 import { flowRunIdOfAnyTask, playFlowContainers } from './flow-containers';
@@ -43,6 +44,8 @@ export interface SharedPoolOptions {
   lookaheadSeconds: number;
   /** The launcher's LAUNCHER_SWEEP_SETTLE_SECONDS. */
   settleSeconds: number;
+  /** From a task's start to its engine's Running proposal (on Fargate, image pull and ENI: 30 s and more). */
+  provisionSeconds: number;
   /** How long each flow runs. */
   flowSeconds: number;
   /** Seconds after the last run's time by which every run must be final. */
@@ -59,6 +62,7 @@ export const DEFAULT_SHARED_POOL: SharedPoolOptions = {
   pollSeconds: 5,
   lookaheadSeconds: 10,
   settleSeconds: 30,
+  provisionSeconds: 0,
   flowSeconds: 2,
   finalWithinSeconds: 180,
 };
@@ -70,8 +74,13 @@ export interface PhaseResult {
   tasksPerRun: Record<string, number>;
   /** Tasks by the side that started them (the launcher's carry its task group). */
   tasksBy: Record<'launcher' | 'worker', number>;
-  /** Accepted claims (Scheduled → Pending) by side, from the runs' state histories. */
+  /** Accepted claims from Scheduled by side, from the runs' state histories. */
   claimsBy: Record<'launcher' | 'worker', number>;
+  /**
+   * Claims the server accepted over a run's final state (a poll that read the run Scheduled, overtaken by its
+   * launch and end), by side: the launcher restores the end and launches nothing; the worker launches again.
+   */
+  lateClaimsBy: Record<'launcher' | 'worker', number>;
   notFinal: number;
   finalStates: Record<string, number>;
   /** From the first run's scheduled time until every run was final (or the deadline). */
@@ -85,7 +94,8 @@ export interface PhaseResult {
 
 export interface SharedPoolResult {
   date: string;
-  database: string;
+  /** Prefect, prefect-aws, moto, Python and the server's database, as the local stack reports them. */
+  versions: Record<string, string | null>;
   options: SharedPoolOptions;
   phases: PhaseResult[];
   launcher: { polls: number; overlapping: number; outcomes: Record<string, number>; problems: string[] };
@@ -101,13 +111,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface Stack {
   prefectApiUrl: string;
   motoUrl: string;
+  versions?: Record<string, string | null>;
 }
 
 export async function sharedPool(
   stack: Stack,
   options: SharedPoolOptions,
   log: (line: string) => void,
-  database = 'unknown',
 ): Promise<SharedPoolResult> {
   const began = Date.now();
   const pool = `migration-${randomBytes(3).toString('hex')}`;
@@ -124,6 +134,7 @@ export async function sharedPool(
     ecs,
     prefect,
     cluster,
+    provisionMs: options.provisionSeconds * 1000,
     runMs: options.flowSeconds * 1000,
     onError: (error) => containerErrors.push((error as Error).message),
   });
@@ -217,7 +228,7 @@ export async function sharedPool(
   }
   return {
     date: new Date(began).toISOString(),
-    database,
+    versions: stack.versions ?? {},
     options,
     phases,
     launcher: {
@@ -314,11 +325,13 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
     const runs: FlowRun[] = await readRuns(prefect, ids);
     const histories = await readStateHistories(prefect, ids);
     const claimsBy = { launcher: 0, worker: 0 };
+    const lateClaimsBy = { launcher: 0, worker: 0 };
     for (const states of histories.values()) {
       for (const s of states) {
         // The claim itself; the worker's Submitting that follows it is a Pending state too.
         if (s.type !== 'PENDING' || s.name !== 'Pending') continue;
-        claimsBy[s.message === claimMessage(launcherName) ? 'launcher' : 'worker'] += 1;
+        const side = s.message === claimMessage(launcherName) ? 'launcher' : 'worker';
+        (isLateClaim(s) ? lateClaimsBy : claimsBy)[side] += 1;
       }
     }
     const histogram = { '0': 0, '1': 0, '2+': 0 };
@@ -338,6 +351,7 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
       tasksPerRun: histogram,
       tasksBy,
       claimsBy,
+      lateClaimsBy,
       notFinal: notFinal.length,
       finalStates: tally(runs.map((r) => r.state_type ?? 'unknown')),
       problems: [
@@ -353,7 +367,7 @@ function summaryLine(p: PhaseResult): string {
     p.executionsAtStop === undefined
       ? ''
       : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped`;
-  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
+  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
 }
 
 export function sharedPoolTable(result: SharedPoolResult): string {
@@ -367,6 +381,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       'launcher tasks',
       'worker tasks',
       'claims L/W',
+      'late claims L/W',
       'not final',
       'until final (s)',
     ],
@@ -379,6 +394,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       String(p.tasksBy.launcher),
       String(p.tasksBy.worker),
       `${p.claimsBy.launcher}/${p.claimsBy.worker}`,
+      `${p.lateClaimsBy.launcher}/${p.lateClaimsBy.worker}`,
       String(p.notFinal),
       p.seconds.toFixed(0),
     ]),
@@ -395,7 +411,7 @@ export function failures(result: SharedPoolResult): string[] {
 }
 
 const USAGE =
-  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--database postgres|sqlite] [--out FILE]';
+  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--provision S] [--flow S] [--database postgres|sqlite] [--out FILE]';
 
 async function main(): Promise<void> {
   process.env.LAUNCHER_LOG_LEVEL ??= 'error';
@@ -408,6 +424,8 @@ async function main(): Promise<void> {
       window: { type: 'string' },
       'reverse-runs': { type: 'string' },
       reverse: { type: 'string' },
+      provision: { type: 'string' },
+      flow: { type: 'string' },
       database: { type: 'string' },
       out: { type: 'string' },
     },
@@ -427,17 +445,24 @@ async function main(): Promise<void> {
     windowSeconds: count(values.window, DEFAULT_SHARED_POOL.windowSeconds),
     reverseRuns: count(values['reverse-runs'], DEFAULT_SHARED_POOL.reverseRuns),
     reverse,
+    provisionSeconds: count(values.provision, DEFAULT_SHARED_POOL.provisionSeconds),
+    flowSeconds: count(values.flow, DEFAULT_SHARED_POOL.flowSeconds),
   };
   const print = (line: string) => process.stdout.write(`${line}\n`);
   print(`starting a Prefect server on ${database === 'postgres' ? 'PostgreSQL' : 'SQLite'} and moto…`);
   const stack = await startLocalStack({ env: LOAD_TEST_PREFECT_ENV, postgres: database === 'postgres' });
   let result: SharedPoolResult;
   try {
-    result = await sharedPool(stack, options, print, database);
+    result = await sharedPool(stack, options, print);
   } finally {
     await stack.stop();
   }
   print('');
+  print(
+    `${result.date}; ${Object.entries(result.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   print(sharedPoolTable(result));
   for (const p of result.phases) print(`${p.phase}: ${summaryLine(p)}`);
   print(`launcher: ${JSON.stringify(result.launcher)}`);

@@ -41,10 +41,13 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
         finalWithinSeconds: 90,
       },
       (line) => lines.push(line),
-      'sqlite',
     );
     process.stdout.write(`${sharedPoolTable(result)}\n`);
-    expect(failures(result)).toEqual([]);
+    const failed = failures(result);
+    // The scenario's progress and the states of the runs that went wrong, to tell what happened.
+    if (failed.length)
+      process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+    expect(failed).toEqual([]);
     for (const phase of result.phases) {
       expect(phase.tasksPerRun).toEqual({ '0': 0, '1': phase.runs, '2+': 0 });
       expect(phase.tasksBy.launcher + phase.tasksBy.worker).toBe(phase.runs);
