@@ -66,13 +66,21 @@ export function playFlowContainers(options: {
   const engine = async (task: Task) => {
     const taskArn = task.taskArn as string;
     const id = flowRunIdOfAnyTask(task);
+    const stopped = async () => {
+      const now = (await describeTasks(ecs, cluster, [taskArn])).get(taskArn);
+      return now !== 'MISSING' && now?.desiredStatus === 'STOPPED';
+    };
     try {
       await sleep(options.provisionMs ?? 0);
+      // Stopped while provisioning: the container never starts, and the run is left as it is.
+      if (options.provisionMs && (await stopped())) {
+        counts.terminated += 1;
+        return;
+      }
       if (id && (await propose(id, 'RUNNING')) === 'ACCEPT') {
         await sleep(runMs);
         // Stopped from outside meanwhile (StopTask's SIGTERM): Prefect's engine ends the run Crashed.
-        const now = (await describeTasks(ecs, cluster, [taskArn])).get(taskArn);
-        if (now !== 'MISSING' && now?.desiredStatus === 'STOPPED') {
+        if (await stopped()) {
           counts.terminated += 1;
           await propose(id, 'CRASHED', 'Execution was aborted by a termination signal.');
           return;

@@ -90,6 +90,8 @@ export interface PhaseResult {
   /** Reverse migration: executions running when the launcher stopped polling, and those stopped. */
   executionsAtStop?: number;
   executionsAborted?: number;
+  /** Abort: runs left Pending with the launcher's claim, put back to Scheduled as docs/deploy.md says. */
+  released?: number;
 }
 
 export interface SharedPoolResult {
@@ -206,6 +208,15 @@ export async function sharedPool(
       await launcher.stopPolling();
       const executionsAtStop = (await launcher.runningExecutions()).length;
       const executionsAborted = options.reverse === 'abort' ? await launcher.abortExecutions() : 0;
+      let released: number | undefined;
+      if (options.reverse === 'abort') {
+        // The stack is gone: nothing of the launcher runs any more, and what it had claimed is stranded.
+        await launcher.stop(0);
+        released = await releaseStranded(prefect, reverse.ids, launcher.workerName);
+        log(
+          `  reverse migration: ${released} runs stranded Pending by the stopped executions, put back to Scheduled`,
+        );
+      }
       const reverseEnd = await waitFinal(
         prefect,
         reverse.ids,
@@ -218,6 +229,7 @@ export async function sharedPool(
         seconds: (reverseEnd - reverse.first) / 1000,
         executionsAtStop,
         executionsAborted,
+        ...(released === undefined ? {} : { released }),
       });
       log(`  reverse migration: ${summaryLine(phases[1] as PhaseResult)}`);
     }
@@ -266,6 +278,34 @@ async function waitForWorkers(
     }
     await sleep(500);
   }
+}
+
+/**
+ * The recovery docs/deploy.md gives after the launcher's stack was removed at once: each run still Pending
+ * with the launcher's claim goes back to Scheduled at its time (forced, as the snippet there does), for the
+ * worker to launch. Its task, if it had one, was stopped with its execution before the flow started.
+ */
+async function releaseStranded(
+  prefect: PrefectHttp,
+  ids: readonly string[],
+  launcherName: string,
+): Promise<number> {
+  let released = 0;
+  for (const run of await readRuns(prefect, ids)) {
+    if (run.state?.name !== 'Pending' || run.state.message !== claimMessage(launcherName)) continue;
+    await prefect.request('POST', `/flow_runs/${run.id}/set_state`, {
+      body: {
+        state: {
+          type: 'SCHEDULED',
+          name: 'Scheduled',
+          state_details: { scheduled_time: run.expected_start_time },
+        },
+        force: true,
+      },
+    });
+    released += 1;
+  }
+  return released;
 }
 
 /** `runs` scheduled runs, due from a few seconds past the look-ahead on, over `windowSeconds`. */
@@ -366,7 +406,7 @@ function summaryLine(p: PhaseResult): string {
   const stop =
     p.executionsAtStop === undefined
       ? ''
-      : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped`;
+      : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped${p.released === undefined ? '' : `, ${p.released} runs stranded and put back to Scheduled`}`;
   return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
 }
 
