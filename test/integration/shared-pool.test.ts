@@ -37,6 +37,10 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
         reverseRuns: 10,
         reverseWindowSeconds: 10,
         lookaheadSeconds: 5,
+        // A few seconds before each flow starts, as on ECS: a worker claim that lags its read by more than a
+        // run's whole life launches the run again (Prefect's, not the launcher's; docs/deploy.md), and a
+        // loaded CI machine must not make that the test's subject.
+        provisionSeconds: 3,
         flowSeconds: 1,
         finalWithinSeconds: 90,
       },
