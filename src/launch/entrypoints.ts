@@ -48,10 +48,12 @@ export function runPoll(
   const stateMachineArn = requireStateMachineArn(rt.config);
   const now = options.now ?? (() => new Date());
   const base = reconcileAws(rt, stateMachineArn);
+  const aws = options.aws ? options.aws(base) : base;
   const log = rt.log.child({ function: 'poll' });
   return poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
+    describeExecution: (flowRunId) => aws.describeExecution(flowRunId),
     settings: {
       workPool: rt.config.workPool,
       workQueues: rt.config.workQueues,
@@ -64,7 +66,7 @@ export function runPoll(
     reconcile: () =>
       reconcile({
         prefect: rt.prefect,
-        aws: options.aws ? options.aws(base) : base,
+        aws,
         settings: {
           workPool: rt.config.workPool,
           workerName: rt.config.workerName,
