@@ -36,7 +36,8 @@ export interface SharedPoolOptions {
   reverseWindowSeconds: number;
   /**
    * How the launcher stops in the reverse migration: `drain` stops its polls and lets its executions finish
-   * (the procedure docs/deploy.md gives); `abort` also stops every execution, as deleting its stack does.
+   * (the procedure docs/deploy.md gives); `abort` also stops every execution, as deleting its stack does, then
+   * puts the runs that leaves stranded back to Scheduled, as the recovery there does.
    */
   reverse: 'drain' | 'abort';
   pollers: number;
