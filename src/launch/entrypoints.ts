@@ -72,15 +72,17 @@ export async function runPoll(
   const stateMachineArn = requireStateMachineArn(rt.config);
   const now = options.now ?? (() => new Date());
   const base = reconcileAws(rt, stateMachineArn);
+  const aws = options.aws ? options.aws(base) : base;
   const log = rt.log.child({ function: 'poll' });
   const summary = await poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
+    describeExecution: (flowRunId) => aws.describeExecution(flowRunId),
     settings: pollSettings(rt.config),
     reconcile: () =>
       reconcile({
         prefect: rt.prefect,
-        aws: options.aws ? options.aws(base) : base,
+        aws,
         settings: {
           workPool: rt.config.workPool,
           workerName: rt.config.workerName,
@@ -174,6 +176,7 @@ export async function runRunNow(
   const summary = await poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
+    describeExecution: (name) => describeExecution(rt.aws.sfn, executionArnFor(stateMachineArn, name)),
     settings: pollSettings(rt.config),
     log: rt.log.child({ function: 'run-now', ...(flowRunId ? { flowRunId } : {}) }),
     runNow: { flowRunId },

@@ -1,3 +1,4 @@
+import type { ExecutionFacts } from '../aws/sfn';
 import { ConfigError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
@@ -49,6 +50,8 @@ export interface PollDeps {
     startAt: string;
     snapshot?: LaunchSnapshot;
   }): Promise<{ alreadyStarted: boolean }>;
+  /** The run's launch execution, asked when StartExecution failed: it may have been created all the same. */
+  describeExecution?(flowRunId: string): Promise<ExecutionFacts>;
   settings: PollSettings;
   /** Cancels this pool's Cancelling runs and sweeps its launches (src/launch/reconcile.ts), before claiming. */
   reconcile?: () => Promise<ReconcileSummary>;
@@ -284,7 +287,25 @@ async function launchOne(
     });
     return 'started';
   } catch (error) {
+    // A StartExecution whose answer was lost (a timeout, a reset connection) may have created the execution,
+    // which launches the run: back to Scheduled, it would be claimed and launched again, by a worker on the
+    // same pool as well as by this launcher.
+    if (await startedAnyway(deps, run.id, log)) return 'already-started';
     return returnToScheduled(deps, run, scheduledStartTime, error, log);
+  }
+}
+
+/** Whether the run's execution exists although StartExecution failed; false when that cannot be told. */
+async function startedAnyway(deps: PollDeps, flowRunId: string, log: Logger): Promise<boolean> {
+  if (!deps.describeExecution) return false;
+  try {
+    const { status } = await deps.describeExecution(flowRunId);
+    if (status === 'MISSING') return false;
+    log.warn('StartExecution failed, yet the launch execution exists; it launches the run', { status });
+    return true;
+  } catch (error) {
+    log.warn('could not tell whether the launch execution exists; returning the run to Scheduled', { error });
+    return false;
   }
 }
 

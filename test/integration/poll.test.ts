@@ -135,6 +135,28 @@ describe('poll against the real Prefect server and moto Step Functions', () => {
     expect((await executions(stateMachineArn)).map((e) => e.name)).toEqual([run.id]);
   });
 
+  it('keeps a run Pending when StartExecution failed on the way back after creating the execution', async () => {
+    const { pool, deploymentId } = await arrangeDeployment();
+    const stateMachineArn = await createLaunchStateMachine();
+    const run = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 5_000) });
+    const rt = await testRuntime({ LAUNCHER_WORK_POOL: pool, LAUNCHER_STATE_MACHINE_ARN: stateMachineArn });
+    // Step Functions created the execution, and the answer was lost (a timeout, a reset connection): back to
+    // Scheduled, the run would be claimed again, by a worker on the same pool too, and launched twice.
+    rt.aws.sfn.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName !== 'StartExecutionCommand') return out;
+        throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      },
+      { step: 'initialize', name: 'loseStartExecutionAnswer' },
+    );
+
+    expect((await runPoll(rt)).outcomes['already-started']).toBe(1);
+    const after = await prefectRaw<RunState>('GET', `/flow_runs/${run.id}`);
+    expect(after.state_type).toBe('PENDING');
+    expect((await executions(stateMachineArn)).map((e) => e.name)).toEqual([run.id]);
+  });
+
   it('fails with a clear error for a missing pool or a pool of another type', async () => {
     const stateMachineArn = await createLaunchStateMachine();
     const missing = await testRuntime({

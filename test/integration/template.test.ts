@@ -363,7 +363,7 @@ describe('IAM', () => {
     );
     expect(actions(roleStatements(stack, 'CrashRole'))).toEqual([...credentialActions, ...logActions].sort());
     expect(actions(roleStatements(stack, 'RunNowRole'))).toEqual(
-      [...credentialActions, ...logActions, 'states:StartExecution'].sort(),
+      [...credentialActions, ...logActions, 'states:DescribeExecution', 'states:StartExecution'].sort(),
     );
     expect(
       resourcesOf(

@@ -1,0 +1,63 @@
+import {
+  DEFAULT_SHARED_POOL,
+  failures,
+  type SharedPoolResult,
+  sharedPool,
+  sharedPoolTable,
+} from '../../src/bench/shared-pool';
+import { LOAD_TEST_PREFECT_ENV, type RunningStack, startLocalStack } from '../../src/local/stack';
+
+/**
+ * The migration of docs/deploy.md, small: prefect-aws's real ECS worker and two overlapping launcher pollers
+ * serve one pool (20 runs), then the launcher stops polling part-way through 10 more runs and the worker
+ * alone goes on. Every run gets exactly one ECS task, whichever side claimed it, and ends final.
+ * `npm run test:migration` runs the same scenario with 200 runs on PostgreSQL.
+ */
+
+jest.setTimeout(240_000);
+
+describe('shared pool: the worker and the launcher, then the worker alone', () => {
+  let stack: RunningStack | undefined;
+  beforeAll(async () => {
+    // Its own servers: the scenario holds moto's tasks RUNNING (a moto-wide setting) and loads the server.
+    stack = await startLocalStack({ env: LOAD_TEST_PREFECT_ENV });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('20 runs shared, 10 more while the launcher drains: one ECS task per run, every run final', async () => {
+    const lines: string[] = [];
+    const result: SharedPoolResult = await sharedPool(
+      stack as RunningStack,
+      {
+        ...DEFAULT_SHARED_POOL,
+        runs: 20,
+        windowSeconds: 5,
+        reverseRuns: 10,
+        reverseWindowSeconds: 10,
+        lookaheadSeconds: 5,
+        // A few seconds before each flow starts, as on ECS: a worker claim that lags its read by more than a
+        // run's whole life launches the run again (Prefect's, not the launcher's; docs/deploy.md), and a
+        // loaded CI machine must not make that the test's subject.
+        provisionSeconds: 3,
+        flowSeconds: 1,
+        finalWithinSeconds: 90,
+      },
+      (line) => lines.push(line),
+    );
+    process.stdout.write(`${sharedPoolTable(result)}\n`);
+    const failed = failures(result);
+    // The scenario's progress and the states of the runs that went wrong, to tell what happened.
+    if (failed.length)
+      process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+    expect(failed).toEqual([]);
+    for (const phase of result.phases) {
+      expect(phase.tasksPerRun).toEqual({ '0': 0, '1': phase.runs, '2+': 0 });
+      expect(phase.tasksBy.launcher + phase.tasksBy.worker).toBe(phase.runs);
+      expect(phase.notFinal).toBe(0);
+    }
+    expect(result.phases.map((p) => p.phase)).toEqual(['shared', 'reverse']);
+    expect(result.launcher.problems).toEqual([]);
+  });
+});
