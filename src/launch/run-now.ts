@@ -74,6 +74,8 @@ export function decideRunNow(request: RunNowRequest, token: string): RunNowDecis
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
+    // Prefect 3.0's webhook block sends the rendered payload JSON-encoded once more, as a JSON string.
+    if (typeof parsed === 'string') parsed = JSON.parse(parsed);
   } catch {
     return { kind: 'refuse', statusCode: 400, reason: 'the body is not JSON' };
   }

@@ -33,6 +33,11 @@ describe('decideRunNow', () => {
       flowRunId: RUN,
     });
     expect(decideRunNow(post(), TOKEN)).toEqual({ kind: 'claim', flowRunId: undefined });
+    // Prefect 3.0's webhook block: the payload as a JSON string.
+    expect(decideRunNow(post(JSON.stringify(JSON.stringify({ flow_run_id: RUN }))), TOKEN)).toEqual({
+      kind: 'claim',
+      flowRunId: RUN,
+    });
     expect(decideRunNow(post('{}'), TOKEN)).toEqual({ kind: 'claim', flowRunId: undefined });
     const encoded = Buffer.from(JSON.stringify({ flow_run_id: RUN })).toString('base64');
     expect(decideRunNow({ ...post(encoded), isBase64Encoded: true }, TOKEN)).toEqual({
