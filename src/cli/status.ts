@@ -33,25 +33,26 @@ const FLAGS: FlagSpec = {
   json: { type: 'boolean' },
 };
 
-export const STATUS_HELP = `Usage: ${PROGRAM} status [--stage STAGE] [--region REGION] [--pool NAME] [--since MINUTES] [--json]
+export const STATUS_HELP = `Usage: ${PROGRAM} status [--stage STAGE] [--region REGION] [--pool NAME]
+       [--since MINUTES] [--json]
 
 Shows the work pool's status, the launcher's last heartbeat, the pool's queues, and the pool's runs
 expected from MINUTES ago on (default 60): waiting for their second, launching, running, cancelling and
 crashed (with their ECS task and the crash message), and counts by state. With the launch state machine,
 also the running launch executions and those that failed in that time.
 
-With --stage, reads the deployed CloudFormation stack ${SERVICE}-STAGE first and shows its status, last
-update, launcher version and settings (its parameters); the pool is then the stack's WorkPool unless
---pool, and the state machine its LaunchStateMachineArn output. Without it, the pool is --pool or
+With --stage, first reads the deployed CloudFormation stack ${SERVICE}-STAGE and shows its
+status, last update, launcher version and settings (its parameters); the pool is then the stack's WorkPool
+unless --pool, and the state machine its LaunchStateMachineArn output. Without it, the pool is --pool or
 LAUNCHER_WORK_POOL and the state machine LAUNCHER_STATE_MACHINE_ARN (the local stack's, for example).
 
   ${PROGRAM} status --stage prod --region eu-west-1
 
-The launcher's name is LAUNCHER_WORKER_NAME or '${SERVICE} <pool>'. Connects to PREFECT_API_URL with
-PREFECT_API_KEY, PREFECT_API_AUTH_STRING or their *_SECRET_ARN; CloudFormation and Step Functions in
---region, AWS_REGION or the SDK's default, with your AWS credentials (cloudformation:DescribeStacks on the
-stack, states:ListExecutions on the state machine; AWS_ENDPOINT_URL for the local stack's moto). --json
-prints the report as JSON for scripts.
+The launcher's name is LAUNCHER_WORKER_NAME or '${SERVICE} <pool>'. Connects to
+PREFECT_API_URL with PREFECT_API_KEY, PREFECT_API_AUTH_STRING or their *_SECRET_ARN; CloudFormation and
+Step Functions in --region, AWS_REGION or the SDK's default, with your AWS credentials
+(cloudformation:DescribeStacks on the stack, states:ListExecutions on the state machine; AWS_ENDPOINT_URL
+for the local stack's moto). --json prints the report as JSON for scripts.
 `;
 
 export async function statusCommand(args: string[], ctx: CliContext): Promise<number> {
