@@ -7,7 +7,9 @@ import {
 
 /**
  * The only importer of @aws-sdk/client-cloudformation. Only the CLI reads stacks (`status --stage`); no
- * Lambda function imports this module, so the client stays out of their bundles. Tests pass one for moto.
+ * Lambda function imports this module, so the client stays out of their bundles. Created once per command
+ * and passed to the calls below, so its caller chooses the region (and moto's endpoint, through the SDK's
+ * AWS_ENDPOINT_URL).
  */
 export function createCloudFormationClient(config: CloudFormationClientConfig = {}): CloudFormationClient {
   return new CloudFormationClient(config);
