@@ -1,8 +1,10 @@
 /**
- * What `prefect-ecs-launcher status` tells: the pool, the launcher's heartbeat, and the pool's runs of the
- * last hour by what the launcher is doing with them. Pure: built from what Prefect and Step Functions
- * answered (src/cli/status.ts reads them) and printed for a person or as JSON.
+ * What `prefect-ecs-launcher status` tells: the deployed stack (with --stage), the pool, the launcher's
+ * heartbeat, and the pool's runs of the last hour by what the launcher is doing with them. Pure: built from
+ * what CloudFormation, Prefect and Step Functions answered (src/cli/status.ts reads them) and printed for a
+ * person or as JSON.
  */
+import type { StackFacts } from '../aws/cloudformation';
 import { parseInfrastructurePid } from '../launch/reconcile';
 import type { FlowRun, WorkerHeartbeatView, WorkPool, WorkQueueInfo } from '../prefect/types';
 
@@ -12,7 +14,45 @@ export interface ExecutionView {
   stopDate?: string;
 }
 
+/** The deployed stack as the report shows it: where, how it stands, which version with which settings. */
+export interface StackSection {
+  name: string;
+  region: string;
+  status: string;
+  statusReason: string | null;
+  lastUpdated: string | null;
+  /** The stack's LauncherVersion output (package.json's version when deployed); null before it existed. */
+  version: string | null;
+  stateMachineArn: string | null;
+  /** Every parameter of the stack by name: settings and ARNs, never a credential (serverless.yml). */
+  settings: Record<string, string>;
+}
+
+/** A URL's `user:password@`, which a PrefectApiUrl parameter could hold, never reaches the report. */
+function withoutUserInfo(value: string): string {
+  return value.replace(/^(https?:\/\/)[^/@\s]*@/i, '$1***@');
+}
+
+export function stackSection(stack: StackFacts, region: string): StackSection {
+  return {
+    name: stack.name,
+    region,
+    status: stack.status,
+    statusReason: stack.statusReason ?? null,
+    lastUpdated: stack.lastUpdated?.toISOString() ?? null,
+    version: stack.outputs.LauncherVersion ?? null,
+    stateMachineArn: stack.outputs.LaunchStateMachineArn ?? null,
+    settings: Object.fromEntries(
+      Object.entries(stack.parameters)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, value]) => [key, withoutUserInfo(value)]),
+    ),
+  };
+}
+
 export interface StatusInputs {
+  /** The deployed stack, with --stage. */
+  stack?: StackSection;
   pool: WorkPool;
   workerName: string;
   workers: WorkerHeartbeatView[];
@@ -38,6 +78,7 @@ export interface RunLine {
 }
 
 export interface StatusReport {
+  stack: StackSection | null;
   pool: { name: string; status: string | null; paused: boolean; concurrencyLimit: number | null };
   launcher: { name: string; status: string | null; lastHeartbeat: string | null; secondsAgo: number | null };
   queues: { name: string; paused: boolean; concurrencyLimit: number | null; status: string | null }[];
@@ -88,6 +129,7 @@ export function statusReport(inputs: StatusInputs): StatusReport {
   const future = (run: FlowRun) =>
     run.expected_start_time !== null && new Date(run.expected_start_time) > now;
   return {
+    stack: inputs.stack ?? null,
     pool: {
       name: pool.name,
       status: pool.status ?? null,
@@ -145,6 +187,27 @@ function section(title: string, lines: RunLine[]): string[] {
   ];
 }
 
+function stackLines(stack: StackSection): string[] {
+  return [
+    `stack ${stack.name} in ${stack.region}: ${stack.status}${stack.statusReason ? ` (${stack.statusReason})` : ''}, last updated ${stack.lastUpdated ?? '?'}, launcher version ${stack.version ?? 'unknown (no LauncherVersion output)'}`,
+    ...(Object.keys(stack.settings).length
+      ? [
+          'settings:',
+          ...Object.entries(stack.settings).map(
+            ([key, value]) => `  ${key} ${value === '' ? '(empty)' : value}`,
+          ),
+        ]
+      : ['settings: none (the stack has no parameters)']),
+  ];
+}
+
+/** Why executions were not listed, for the person reading. */
+function executionsNotAsked(stack: StackSection | null): string {
+  return stack
+    ? `launch executions: not asked (stack ${stack.name} has no LaunchStateMachineArn output)`
+    : 'launch executions: not asked (set LAUNCHER_STATE_MACHINE_ARN or --stage)';
+}
+
 /** The report for a person: a few lines, the problems last. */
 export function formatStatus(report: StatusReport): string {
   const { pool, launcher, runs } = report;
@@ -157,6 +220,7 @@ export function formatStatus(report: StatusReport): string {
     .map(([state, n]) => `${state} ${n}`)
     .join(', ');
   const lines = [
+    ...(report.stack ? stackLines(report.stack) : []),
     `work pool ${pool.name}: ${pool.status ?? 'unknown'}${pool.paused ? ', paused' : ''}${pool.concurrencyLimit === null ? '' : `, concurrency limit ${pool.concurrencyLimit}`}`,
     `launcher ${launcher.name}: ${launcher.status ?? 'not seen'}, last heartbeat ${heartbeat}`,
     `queues: ${report.queues.map((q) => `${q.name}${q.paused ? ' (paused)' : ''}`).join(', ') || 'none'}`,
@@ -165,7 +229,7 @@ export function formatStatus(report: StatusReport): string {
       ? [
           `launch executions: ${report.executions.running} running, ${report.executions.failed.length} failed in the window`,
         ]
-      : ['launch executions: not asked (set LAUNCHER_STATE_MACHINE_ARN)']),
+      : [executionsNotAsked(report.stack)]),
     ...section('waiting for their second', runs.waitingForTheirSecond),
     ...section('launching', runs.launching),
     ...section('running', runs.running),

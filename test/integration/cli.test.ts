@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { DescribeSubnetsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { ECSClient, ListTaskDefinitionsCommand } from '@aws-sdk/client-ecs';
 import {
@@ -10,6 +11,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import packageJson from '../../package.json';
 import { runNowNames } from '../../src/launch/run-now-automation';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import { taskGroupFor } from '../../src/render/render-job';
@@ -363,6 +365,120 @@ describe('prefect-ecs-launcher status, against the real Prefect server and moto'
     expect(text.stdout).toContain(why);
   });
 
+  /**
+   * A stand-in for a deployed stage: moto creates the stack from a small template (one queue) whose
+   * parameters and outputs are the launcher's, its state machine one the harness made.
+   */
+  async function deployStage(settings: Record<string, string>, stateMachineArn: string): Promise<string> {
+    const stage = uniqueName('test');
+    const cloudformation = new CloudFormationClient(awsTestConfig());
+    await cloudformation.send(
+      new CreateStackCommand({
+        StackName: `prefect-ecs-launcher-${stage}`,
+        TemplateBody: JSON.stringify({
+          AWSTemplateFormatVersion: '2010-09-09',
+          Parameters: Object.fromEntries(Object.keys(settings).map((key) => [key, { Type: 'String' }])),
+          Resources: { ReportFailureQueue: { Type: 'AWS::SQS::Queue' } },
+          Outputs: {
+            LaunchStateMachineArn: { Value: stateMachineArn },
+            LauncherVersion: { Value: packageJson.version },
+          },
+        }),
+        Parameters: Object.entries(settings).map(([ParameterKey, ParameterValue]) => ({
+          ParameterKey,
+          ParameterValue,
+        })),
+      }),
+    );
+    return stage;
+  }
+
+  it('with --stage, reads the pool and the state machine from the stack, and shows its version and settings', async () => {
+    const { pool, deploymentId } = await arrangeDeployment();
+    const running = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() - 60_000) });
+    await force(running.id, 'PENDING', 'Pending');
+    await force(running.id, 'RUNNING', 'Running');
+    const stateMachineArn = await createLaunchStateMachine();
+    await new SFNClient(awsTestConfig()).send(
+      new StartExecutionCommand({
+        stateMachineArn,
+        name: running.id,
+        input: JSON.stringify({ flowRunId: running.id }),
+      }),
+    );
+    const stage = await deployStage(
+      {
+        WorkPool: pool,
+        WorkQueues: 'default',
+        Cluster: 'launcher-cluster',
+        LookaheadSeconds: '90',
+        StartLeadSeconds: '20',
+        Concurrency: '8',
+        CreateAlarms: 'true',
+      },
+      stateMachineArn,
+    );
+    const stackName = `prefect-ecs-launcher-${stage}`;
+
+    // Neither LAUNCHER_WORK_POOL nor LAUNCHER_STATE_MACHINE_ARN: the stack gives both.
+    const json = await cli(['status', '--stage', stage, '--region', 'us-east-1', '--json']);
+    expect(json).toMatchObject({ status: 0, stderr: '' });
+    const report = JSON.parse(json.stdout);
+    expect(report.stack).toMatchObject({
+      name: stackName,
+      region: 'us-east-1',
+      status: 'CREATE_COMPLETE',
+      version: packageJson.version,
+      stateMachineArn,
+      settings: {
+        Cluster: 'launcher-cluster',
+        Concurrency: '8',
+        CreateAlarms: 'true',
+        LookaheadSeconds: '90',
+        StartLeadSeconds: '20',
+        WorkPool: pool,
+        WorkQueues: 'default',
+      },
+    });
+    expect(Date.now() - Date.parse(report.stack.lastUpdated)).toBeLessThan(10 * 60_000);
+    expect(report.pool).toMatchObject({ name: pool });
+    expect(report.runs.running).toEqual([
+      expect.objectContaining({ id: running.id, execution: `${running.id} (RUNNING)` }),
+    ]);
+    expect(report.executions).toEqual({ running: 1, failed: [] });
+
+    const text = await cli(['status', '--stage', stage]);
+    expect(text).toMatchObject({ status: 0, stderr: '' });
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^stack ${stackName} in us-east-1: CREATE_COMPLETE, last updated \\S+, launcher version ${packageJson.version.replaceAll('.', '\\.')}\nsettings:\n  Cluster launcher-cluster\n`,
+      ),
+    );
+    expect(text.stdout).toContain('  StartLeadSeconds 20\n');
+    expect(text.stdout).toContain(`\nwork pool ${pool}: `);
+    expect(text.stdout).toContain('launch executions: 1 running, 0 failed in the window');
+
+    // --pool still names the pool; the stack's state machine stays.
+    const other = await arrangeDeployment();
+    const overridden = JSON.parse(
+      (await cli(['status', '--stage', stage, '--pool', other.pool, '--json'])).stdout,
+    );
+    expect(overridden.pool.name).toBe(other.pool);
+    expect(overridden.executions).toEqual({ running: 1, failed: [] });
+  });
+
+  it('names a stage that has no stack, with its region', async () => {
+    expect(await cli(['status', '--stage', 'prod', '--region', 'eu-west-1'])).toEqual({
+      status: 2,
+      stdout: '',
+      stderr:
+        'prefect-ecs-launcher status: no stack prefect-ecs-launcher-prod in eu-west-1; deploy it or check --stage/--region\n',
+    });
+    expect((await cli(['status', '--stage', 'prod/x'])).stderr).toBe(
+      'prefect-ecs-launcher status: --stage must be letters, digits and hyphens (the stage given to serverless deploy), got "prod/x"\n',
+    );
+  });
+
   it('names a pool that does not exist, and a missing pool setting', async () => {
     expect(await cli(['status', '--pool', 'no-such-pool-status'])).toEqual({
       status: 2,
@@ -370,7 +486,7 @@ describe('prefect-ecs-launcher status, against the real Prefect server and moto'
       stderr: `prefect-ecs-launcher status: work pool 'no-such-pool-status' does not exist at ${stackUrls().prefectApiUrl}\n`,
     });
     expect((await cli(['status'])).stderr).toBe(
-      'prefect-ecs-launcher status: status needs the work pool: --pool NAME or LAUNCHER_WORK_POOL\n',
+      'prefect-ecs-launcher status: status needs the work pool: --pool NAME, --stage STAGE or LAUNCHER_WORK_POOL\n',
     );
   });
 });

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import packageJson from '../../package.json';
 import {
   launchDefinitionPath,
   launchDefinitionPlaceholders,
@@ -139,6 +140,13 @@ describe('npm run package', () => {
     expect(accepts('AlarmTopicArn', '')).toBe(true);
     expect(accepts('AlarmTopicArn', 'launcher-alarms')).toBe(false);
     expect(template.Parameters.LogLevel?.AllowedValues).toContain('DEBUG');
+  });
+});
+
+describe('outputs', () => {
+  it("tells the launcher's version, package.json's, for prefect-ecs-launcher status --stage", () => {
+    expect(template.Outputs.LauncherVersion?.Value).toBe(packageJson.version);
+    expect(view().resolve(template.Outputs.LaunchStateMachineArn?.Value)).toBe('<LaunchStateMachine>');
   });
 });
 
