@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createCluster, createEcsClient } from '../aws/ecs';
-import { type ProxyRecord, startProxy } from '../local/proxy';
 import { arrangePool, benchPrefect, createDeployment, startRunByHand } from './arrange';
+import { startCountedSide, waitFor } from './scenario';
 import { BENCH_AWS, type RunningSide, type Side } from './side';
 import { flowRunIdOfRunTask, type LatenessSummary, summarizeLateness, tally } from './stats';
 
@@ -50,27 +50,10 @@ export async function runNowScenario(
   const { flowId } = await arrangePool(prefect, pool);
   const deployment = await createDeployment(prefect, { pool, cluster, flowId });
 
-  const prefectProxy = await startProxy(stack.prefectApiUrl);
-  const awsProxy = await startProxy(stack.motoUrl, { recordBodies: true });
-  let running: RunningSide | undefined;
+  const counted = await startCountedSide(stack, side, { pool, cluster, ...settings }, log);
+  const { awsProxy } = counted;
+  let running: RunningSide | undefined = counted.running;
   try {
-    running = await side.start({
-      pool,
-      cluster,
-      prefectApiUrl: prefectProxy.url,
-      awsEndpoint: awsProxy.url,
-      motoUrl: stack.motoUrl,
-      pollSeconds: settings.pollSeconds,
-      lookaheadSeconds: settings.lookaheadSeconds,
-      log,
-    });
-    const polled = (r: ProxyRecord) =>
-      r.route === `POST /work_pools/${pool}/get_scheduled_flow_runs` && r.status === 200;
-    for (const until = Date.now() + 120_000; !prefectProxy.records().some(polled); await sleep(250)) {
-      const failure = running.failure();
-      if (failure) throw new Error(failure);
-      if (Date.now() > until) throw new Error(`${side.name} never polled ${pool}`);
-    }
     // The first poll has found nothing; the runs start at a random point of the poll interval, as a user's
     // click does.
     await sleep(Math.random() * settings.pollSeconds * 1000);
@@ -93,14 +76,12 @@ export async function runNowScenario(
       return at;
     };
     const deadline = Date.now() + (settings.pollSeconds * 2 + 60) * 1000;
-    while (runTasks().size < runs) {
-      const failure = running.failure();
-      if (failure) throw new Error(failure);
-      if (Date.now() > deadline) {
-        throw new Error(`${side.name} launched ${runTasks().size} of ${runs} runs started by hand`);
-      }
-      await sleep(250);
-    }
+    await waitFor(
+      running,
+      () => runTasks().size >= runs,
+      deadline - Date.now(),
+      () => `${side.name} launched ${runTasks().size} of ${runs} runs started by hand`,
+    );
     // Time for a second, wrong launch of any run to show.
     await sleep(3_000);
     const launched = runTasks();
@@ -121,7 +102,7 @@ export async function runNowScenario(
     };
   } finally {
     await running?.stop();
-    await prefectProxy.close();
+    await counted.prefectProxy.close();
     await awsProxy.close();
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createCluster, createEcsClient, describeTasks } from '../aws/ecs';
 import { parseInfrastructurePid } from '../launch/reconcile';
-import { type ProxyRecord, startProxy } from '../local/proxy';
+import { type FaultProxy, type ProxyRecord, startProxy } from '../local/proxy';
 import { arrangePool, benchPrefect, readRuns, readStateHistories, scheduleRuns } from './arrange';
 import { BENCH_AWS, type RunningSide, type Side, type SideUsage } from './side';
 import {
@@ -92,29 +92,10 @@ export async function runScenario(
   await createCluster(ecs, cluster);
   const { flowId } = await arrangePool(prefect, pool);
 
-  const prefectProxy = await startProxy(stack.prefectApiUrl);
-  const awsProxy = await startProxy(stack.motoUrl, { recordBodies: true });
-  let running: RunningSide | undefined;
+  const counted = await startCountedSide(stack, side, { pool, cluster, ...settings }, log);
+  const { prefectProxy, awsProxy } = counted;
+  let running: RunningSide | undefined = counted.running;
   try {
-    running = await side.start({
-      pool,
-      cluster,
-      prefectApiUrl: prefectProxy.url,
-      awsEndpoint: awsProxy.url,
-      motoUrl: stack.motoUrl,
-      pollSeconds: settings.pollSeconds,
-      lookaheadSeconds: settings.lookaheadSeconds,
-      log,
-    });
-    const polled = (r: ProxyRecord) =>
-      r.route === `POST /work_pools/${pool}/get_scheduled_flow_runs` && r.status === 200;
-    await waitFor(
-      running,
-      () => prefectProxy.records().some(polled),
-      120_000,
-      `${side.name} never polled ${pool}`,
-    );
-
     const lead = settings.leadSeconds ?? 3 + runs * 0.008;
     // A side with a start lead claims that much further ahead.
     const ahead = settings.lookaheadSeconds + (side.startLeadSeconds ?? 0);
@@ -219,6 +200,48 @@ export async function runScenario(
   }
 }
 
+/**
+ * Counting proxies in front of Prefect and moto, and the side started behind them on `target.pool`, once it
+ * has polled the pool. On failure nothing of it is left running. The caller stops the side and closes the
+ * proxies.
+ */
+export async function startCountedSide(
+  stack: Stack,
+  side: Side,
+  target: { pool: string; cluster: string; pollSeconds: number; lookaheadSeconds: number },
+  log: (line: string) => void,
+): Promise<{ running: RunningSide; prefectProxy: FaultProxy; awsProxy: FaultProxy }> {
+  const prefectProxy = await startProxy(stack.prefectApiUrl);
+  const awsProxy = await startProxy(stack.motoUrl, { recordBodies: true });
+  let running: RunningSide | undefined;
+  try {
+    running = await side.start({
+      pool: target.pool,
+      cluster: target.cluster,
+      prefectApiUrl: prefectProxy.url,
+      awsEndpoint: awsProxy.url,
+      motoUrl: stack.motoUrl,
+      pollSeconds: target.pollSeconds,
+      lookaheadSeconds: target.lookaheadSeconds,
+      log,
+    });
+    const polled = (r: ProxyRecord) =>
+      r.route === `POST /work_pools/${target.pool}/get_scheduled_flow_runs` && r.status === 200;
+    await waitFor(
+      running,
+      () => prefectProxy.records().some(polled),
+      120_000,
+      `${side.name} never polled ${target.pool}`,
+    );
+    return { running, prefectProxy, awsProxy };
+  } catch (error) {
+    await running?.stop();
+    await prefectProxy.close();
+    await awsProxy.close();
+    throw error;
+  }
+}
+
 function counts(records: { route: string; status: number | null }[], runs: number): CallCounts {
   return {
     total: records.length,
@@ -231,7 +254,7 @@ function counts(records: { route: string; status: number | null }[], runs: numbe
 }
 
 /** Polls `done` every 250 ms; throws when the side fails or `timeoutMs` passes. */
-async function waitFor(
+export async function waitFor(
   side: RunningSide,
   done: () => boolean,
   timeoutMs: number,

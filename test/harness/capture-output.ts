@@ -15,3 +15,18 @@ export function captureOutput(): { lines: string[]; restore(): void } {
     },
   };
 }
+
+/** The JSON lines written to stdout and stderr while `fn` runs, parsed. */
+export async function jsonLinesOf(fn: () => unknown): Promise<Record<string, unknown>[]> {
+  const output = captureOutput();
+  try {
+    await fn();
+  } finally {
+    output.restore();
+  }
+  return output.lines
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}

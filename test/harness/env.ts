@@ -62,6 +62,20 @@ export async function prefectRaw<T = unknown>(method: string, route: string, bod
   }
 }
 
+let version: Promise<number[]> | undefined;
+
+/**
+ * Whether the test server's Prefect (`GET /admin/version`) is at least `major.minor`: `npm run test:servers`
+ * runs these tests against older lines, which lack features the newest has (docs/compatibility.md).
+ */
+export async function serverAtLeast(major: number, minor: number): Promise<boolean> {
+  version ??= prefectRaw<string>('GET', '/admin/version').then((v) =>
+    v.split('.').map((n) => Number.parseInt(n, 10)),
+  );
+  const [ma = 0, mi = 0] = await version;
+  return ma > major || (ma === major && mi >= minor);
+}
+
 export interface Arranged {
   pool: string;
   flowId: string;

@@ -9,7 +9,7 @@ import { infrastructurePid } from '../../src/launch/report';
 import { isLateClaim, pendingState } from '../../src/prefect/states';
 import type { State } from '../../src/prefect/types';
 import type { Runtime } from '../../src/runtime';
-import { arrangeDeployment, prefectRaw, scheduleFlowRun } from '../harness/env';
+import { arrangeDeployment, prefectRaw, scheduleFlowRun, serverAtLeast } from '../harness/env';
 import { testRuntime } from '../harness/launcher';
 
 /**
@@ -218,6 +218,15 @@ describe('the sweep over a run that a late proposal reopened', () => {
   it('Completed, a late claim, an older launcher’s InfrastructurePending: the sweep restores Completed', async () => {
     const { id, pool: own } = await launchedAndCompleted();
     await claim(rt, id);
+    if (!(await serverAtLeast(3, 9))) {
+      // Before the 3.9 line the server refuses Pending → Pending, so this history cannot arise there.
+      const refused = await prefectRaw<{ status: string }>('POST', `/flow_runs/${id}/set_state`, {
+        state: { type: 'PENDING', name: 'InfrastructurePending' },
+        force: false,
+      });
+      expect(refused.status).toBe('ABORT');
+      return;
+    }
     await setState(id, 'PENDING', 'InfrastructurePending');
     const summary = await sweep(own);
     expect(summary).toMatchObject({ restored: 1, crashed: 0 });

@@ -1,4 +1,10 @@
-import { DescribeTasksCommand, ECSClient, ListTasksCommand, type Task } from '@aws-sdk/client-ecs';
+import {
+  DescribeTasksCommand,
+  ECSClient,
+  ListTaskDefinitionsCommand,
+  ListTasksCommand,
+  type Task,
+} from '@aws-sdk/client-ecs';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { describeTask, runTask, stopTask } from '../../src/aws/ecs';
 import { executionArnFor, stopExecution } from '../../src/aws/sfn';
@@ -11,7 +17,7 @@ import { localLaunchMachine } from '../../src/local/launcher';
 import type { EcsTaskApi } from '../../src/local/run-task-sync';
 import defaultTemplate from '../../src/render/default-base-job-template.json';
 import type { Runtime } from '../../src/runtime';
-import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun } from '../harness/env';
+import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun, serverAtLeast } from '../harness/env';
 import { createCluster, createLaunchStateMachine, testRuntime } from '../harness/launcher';
 
 /**
@@ -80,6 +86,12 @@ async function tasksOfRun(cluster: string, id: string): Promise<Task[]> {
   if (!arns.length) return [];
   const out = await ecsClient.send(new DescribeTasksCommand({ cluster, tasks: arns }));
   return (out.tasks ?? []).filter((t) => t.group === `prefect-flow-run:${id}`);
+}
+
+/** How many revisions of the family moto holds. */
+async function taskDefinitionsOf(family: string): Promise<number> {
+  const out = await ecsClient.send(new ListTaskDefinitionsCommand({ familyPrefix: family }));
+  return out.taskDefinitionArns?.length ?? 0;
 }
 
 async function launcher(settings: Record<string, string> = {}) {
@@ -178,18 +190,25 @@ describe('cancellation: a run cancelled in any phase of its launch ends Cancelle
   });
 
   it('waiting for its scheduled second: the local execution is aborted before it starts a task', async () => {
-    const { cluster, deploymentId, stateMachineArn, rt } = await launcher({
+    const { cluster, pool, deploymentId, stateMachineArn, rt } = await launcher({
       LAUNCHER_LOOKAHEAD_SECONDS: '300',
     });
     const run = await scheduleFlowRun(deploymentId, { scheduledTime: new Date(Date.now() + 120_000) });
     await runPoll(rt);
     const exec = localExecutor(rt, stateMachineArn);
     expect(await exec.pickUp()).toBe(1);
-    // Prepared (its labels are written last), now in the Wait state.
+    // Prepared (its labels are written last), now in the Wait state. A 3.0 server has no labels: there,
+    // Prepare's last word is its task definition, registered in moto.
+    const labels = await serverAtLeast(3, 1);
     await until(
       'Prepare',
-      () => flowRun(run.id),
-      (r) => r.state_type === 'PENDING' && r.labels?.['prefect.work-pool.name'] !== undefined,
+      async () => ({
+        run: await flowRun(run.id),
+        registered: labels ? 0 : await taskDefinitionsOf(`prefect_${pool}_${deploymentId}`),
+      }),
+      ({ run: r, registered }) =>
+        r.state_type === 'PENDING' &&
+        (labels ? r.labels?.['prefect.work-pool.name'] !== undefined : registered > 0),
     );
     await cancel(run.id);
 

@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { loggerOver } from '../../src/log';
 import { telemetryMiddlewares } from '../../src/middleware';
 import { createTelemetry } from '../../src/telemetry';
-import { captureOutput } from '../harness/capture-output';
+import { jsonLinesOf } from '../harness/capture-output';
 
 const saved = { level: process.env.POWERTOOLS_LOG_LEVEL, metrics: process.env.POWERTOOLS_METRICS_DISABLED };
 afterEach(() => {
@@ -11,26 +11,11 @@ afterEach(() => {
   process.env.POWERTOOLS_METRICS_DISABLED = saved.metrics;
 });
 
-/** The JSON lines written while `fn` runs. */
-async function linesOf(fn: () => unknown): Promise<Record<string, unknown>[]> {
-  const output = captureOutput();
-  try {
-    await fn();
-  } finally {
-    output.restore();
-  }
-  return output.lines
-    .join('')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
-
 describe('the logger (Powertools behind the launcher facade)', () => {
   it('writes one JSON object per line with the service and pool, errors flattened with their cause', async () => {
     process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
     const log = loggerOver(createTelemetry({ LAUNCHER_WORK_POOL: 'pool-a' }).logger);
-    const [line] = await linesOf(() =>
+    const [line] = await jsonLinesOf(() =>
       log.info('hello', { error: new Error('outer', { cause: new Error('inner') }) }),
     );
     expect(line).toMatchObject({
@@ -47,7 +32,7 @@ describe('the logger (Powertools behind the launcher facade)', () => {
   it("keeps a child's fields to the child", async () => {
     process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
     const log = loggerOver(createTelemetry({ LAUNCHER_WORK_POOL: 'p' }).logger);
-    const lines = await linesOf(() => {
+    const lines = await jsonLinesOf(() => {
       log.child({ flowRunId: 'run-1' }).child({ step: 'reconcile' }).info('child');
       log.info('parent');
     });
@@ -59,7 +44,7 @@ describe('the logger (Powertools behind the launcher facade)', () => {
     process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
     const log = loggerOver(createTelemetry({}).logger);
     process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
-    const lines = await linesOf(() => {
+    const lines = await jsonLinesOf(() => {
       log.info('dropped');
       log.warn('kept');
     });
@@ -86,7 +71,7 @@ describe('the logger (Powertools behind the launcher facade)', () => {
         invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:prefect-ecs-launcher-dev-poll',
         memoryLimitInMB: '256',
       }) as Context;
-    const lines = await linesOf(async () => {
+    const lines = await jsonLinesOf(async () => {
       await handler({}, context('r-1'));
       await handler({}, context('r-2'));
     });

@@ -5,7 +5,7 @@ import { loggerOver } from '../../src/log';
 import { recordLaunchFailure, recordPoll, recordReportEvent, recordRunTaskLateness } from '../../src/metrics';
 import { telemetryMiddlewares } from '../../src/middleware';
 import { createTelemetry } from '../../src/telemetry';
-import { captureOutput } from '../harness/capture-output';
+import { jsonLinesOf } from '../harness/capture-output';
 
 interface Emf {
   _aws: {
@@ -28,17 +28,7 @@ afterEach(() => {
 
 /** The EMF documents written while `fn` runs. */
 async function emfOf(fn: () => unknown): Promise<Emf[]> {
-  const output = captureOutput();
-  try {
-    await fn();
-  } finally {
-    output.restore();
-  }
-  return output.lines
-    .join('')
-    .split('\n')
-    .filter((l) => l.includes('"_aws"'))
-    .map((l) => JSON.parse(l) as Emf);
+  return (await jsonLinesOf(fn)).filter((l) => '_aws' in l) as unknown as Emf[];
 }
 
 /** Each metric as `name{dimension=value,…} = value`, the way CloudWatch files it. */
