@@ -118,6 +118,11 @@ export async function runningExecutionNames(
   return names;
 }
 
+/**
+ * An execution's status and end, or MISSING when Step Functions answers ExecutionDoesNotExist (never
+ * started, or past its 90-day retention).
+ * https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+ */
 export async function describeExecution(client: SFNClient, executionArn: string): Promise<ExecutionFacts> {
   try {
     const out = await client.send(new DescribeExecutionCommand({ executionArn }));

@@ -53,12 +53,17 @@ export function reconcileAws(rt: Runtime<PollClients>, stateMachineArn: string):
   const { sfn, ecs } = rt.aws;
   return {
     runningExecutions: () => runningExecutionNames(sfn, stateMachineArn),
-    describeExecution: (name) => describeExecution(sfn, executionArnFor(stateMachineArn, name)),
+    describeExecution: describeLaunchExecution(sfn, stateMachineArn),
     startExecution: (input) => startLaunchExecution(sfn, stateMachineArn, input),
     stopExecution: (name, cause) => stopExecution(sfn, executionArnFor(stateMachineArn, name), cause),
     describeTasks: (cluster, arns) => describeTasks(ecs, cluster, arns),
     stopTask: (cluster, arn, reason) => stopTask(ecs, cluster, arn, reason),
   };
+}
+
+/** The launch execution of a flow run, by the run's id (its execution's name). */
+function describeLaunchExecution(sfn: RunNowClients['sfn'], stateMachineArn: string) {
+  return (name: string) => describeExecution(sfn, executionArnFor(stateMachineArn, name));
 }
 
 /**
@@ -176,7 +181,7 @@ export async function runRunNow(
   const summary = await poll({
     prefect: rt.prefect,
     startExecution: (input) => startLaunchExecution(rt.aws.sfn, stateMachineArn, input),
-    describeExecution: (name) => describeExecution(rt.aws.sfn, executionArnFor(stateMachineArn, name)),
+    describeExecution: describeLaunchExecution(rt.aws.sfn, stateMachineArn),
     settings: pollSettings(rt.config),
     log: rt.log.child({ function: 'run-now', ...(flowRunId ? { flowRunId } : {}) }),
     runNow: { flowRunId },

@@ -290,6 +290,7 @@ async function launchOne(
     // A StartExecution whose answer was lost (a timeout, a reset connection) may have created the execution,
     // which launches the run: back to Scheduled, it would be claimed and launched again, by a worker on the
     // same pool as well as by this launcher.
+    // https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
     if (await startedAnyway(deps, run.id, log)) return 'already-started';
     return returnToScheduled(deps, run, scheduledStartTime, error, log);
   }
