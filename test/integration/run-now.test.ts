@@ -157,7 +157,9 @@ describe('run now, against the real Prefect server and moto', () => {
       const body = JSON.stringify({ flow_run_id: run.id });
       const missing = await call(entry.url, { body });
       expect(missing.status).toBe(401);
-      const wrong = await call(entry.url, { body, token: `${entry.token.slice(0, -1)}0` });
+      // The last character changed to one it is not, so the wrong token is never the right one by chance.
+      const last = entry.token.endsWith('0') ? '1' : '0';
+      const wrong = await call(entry.url, { body, token: `${entry.token.slice(0, -1)}${last}` });
       expect(wrong.status).toBe(403);
       const wrongMethod = await call(entry.url, { method: 'GET', token: entry.token });
       expect(wrongMethod.status).toBe(405);
