@@ -91,6 +91,12 @@ export async function arrangeDeployment(
     name: pool,
     type: 'ecs',
     ...(options.baseJobTemplate ? { base_job_template: options.baseJobTemplate } : {}),
+  }).catch(async (err: unknown) => {
+    // Prefect 3.0's SQLite server can commit the pool and still answer 503; the retry then finds it (409).
+    // The names are unique to each test, so an `ecs` pool of that name is the one this call made.
+    if (!String(err).includes('-> 409')) throw err;
+    const existing = await prefectRaw<{ type: string }>('GET', `/work_pools/${encodeURIComponent(pool)}`);
+    if (existing.type !== 'ecs') throw err;
   });
   const flow = await prefectRaw<{ id: string }>('POST', '/flows/', { name: uniqueName('flow') });
   const deployment = await prefectRaw<{ id: string }>('POST', '/deployments/', {

@@ -43,11 +43,16 @@ const flowRun = (id: string) => prefectRaw<FlowRunView>('GET', `/flow_runs/${id}
 
 /** What the UI's Cancel button does: propose Cancelling, not forced. */
 async function cancel(id: string): Promise<void> {
-  const out = await prefectRaw<{ status: string }>('POST', `/flow_runs/${id}/set_state`, {
-    state: { type: 'CANCELLING', name: 'Cancelling' },
-    force: false,
-  });
-  expect(out.status).toBe('ACCEPT');
+  const out = await prefectRaw<{ status: string; state?: { type: string } }>(
+    'POST',
+    `/flow_runs/${id}/set_state`,
+    { state: { type: 'CANCELLING', name: 'Cancelling' }, force: false },
+  );
+  // Prefect 3.0's SQLite server can commit a state and still answer 503; prefectRaw's retry is then refused
+  // from the Cancelling state the first attempt set (docs/compatibility.md). The whole answer is compared,
+  // so that any other refusal shows the server's reason.
+  if (out.status === 'REJECT' && out.state?.type === 'CANCELLING') return;
+  expect(out).toMatchObject({ status: 'ACCEPT' });
 }
 
 /** A run claimed as the poll claims it, then nothing: the poll's Lambda was killed before StartExecution. */
