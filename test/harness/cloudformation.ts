@@ -109,11 +109,15 @@ function single(node: Record<string, unknown>): [string, unknown] | undefined {
  */
 export class StackView {
   readonly parameters: Record<string, string>;
+  private readonly pseudo: Record<string, string>;
 
+  /** `pseudo` overrides the pseudo parameters above, e.g. the `AWS::StackName` of another stage. */
   constructor(
     readonly template: Template,
     values: Record<string, string> = {},
+    pseudo: Record<string, string> = {},
   ) {
+    this.pseudo = { ...pseudoParameters, ...pseudo };
     this.parameters = {};
     for (const [name, spec] of Object.entries(template.Parameters)) {
       const value = values[name] ?? spec.Default;
@@ -211,7 +215,7 @@ export class StackView {
   private ref(name: string): unknown {
     if (name === 'AWS::NoValue') return NO_VALUE;
     if (name in this.parameters) return this.parameters[name];
-    const pseudo = pseudoParameters[name];
+    const pseudo = this.pseudo[name];
     if (pseudo !== undefined) return pseudo;
     if (name in this.template.Resources) return `<${name}>`;
     throw new Error(`Ref to unknown ${name}`);

@@ -766,3 +766,117 @@ describe('operations: failed reports, alarms and the dashboard', () => {
     expect(text).not.toMatch(/\$\{/);
   });
 });
+
+describe('one stage per pool', () => {
+  // The README's "Serving several pools": a second stage, for another pool and cluster, beside the first
+  // (stage dev, pool my-ecs-pool) in the same account and region.
+  let other: Packaged;
+  beforeAll(async () => {
+    other = await packageService([
+      '--stage',
+      'ml',
+      `--param=prefectApiUrl=${apiUrl}`,
+      '--param=workPool=ml-pool',
+      `--param=prefectApiKeySecretArn=${keyArn}`,
+    ]);
+  }, 240_000);
+
+  afterAll(() => {
+    if (other) fs.rmSync(other.dir, { recursive: true, force: true });
+  });
+
+  const everything = {
+    RunNow: 'true',
+    CreateAlarms: 'true',
+    CreateDashboard: 'true',
+    AlarmTopicArn: topicArn,
+    CreateExecutionRole: 'true',
+  };
+  const dev = (values: Record<string, string> = {}) =>
+    new StackView(template, { ...everything, Cluster: 'etl-cluster', ...values });
+  const ml = (values: Record<string, string> = {}) =>
+    new StackView(
+      other.template,
+      { ...everything, Cluster: 'ml-cluster', ...values },
+      { 'AWS::StackName': 'prefect-ecs-launcher-ml' },
+    );
+
+  /**
+   * The property that gives each resource type its physical name, which must be unique per account and
+   * region; CloudFormation generates one from the stack's name where the template sets none.
+   */
+  const nameProperty: Record<string, string> = {
+    'AWS::Lambda::Function': 'FunctionName',
+    'AWS::Logs::LogGroup': 'LogGroupName',
+    'AWS::Events::Rule': 'Name',
+    'AWS::CloudWatch::Alarm': 'AlarmName',
+    'AWS::CloudWatch::Dashboard': 'DashboardName',
+    'AWS::IAM::Role': 'RoleName',
+    'AWS::IAM::ManagedPolicy': 'ManagedPolicyName',
+    'AWS::SQS::Queue': 'QueueName',
+    'AWS::SecretsManager::Secret': 'Name',
+    'AWS::StepFunctions::StateMachine': 'StateMachineName',
+    'AWS::ECS::Cluster': 'ClusterName',
+    'AWS::S3::Bucket': 'BucketName',
+  };
+  /** Types whose resources have no physical name of their own: they belong to a named resource. */
+  const unnamed = [
+    'AWS::Lambda::Version',
+    'AWS::Lambda::Permission',
+    'AWS::Lambda::Url',
+    'AWS::Lambda::EventInvokeConfig',
+    'AWS::S3::BucketPolicy',
+  ];
+
+  function physicalNames(stack: StackView): string[] {
+    const names: string[] = [];
+    for (const [id, resource] of Object.entries(stack.resources())) {
+      if (unnamed.includes(resource.Type)) continue;
+      const key = nameProperty[resource.Type];
+      if (!key) throw new Error(`${id}: say whether ${resource.Type} has a physical name`);
+      const name = resource.Properties?.[key];
+      if (name !== undefined) names.push(`${resource.Type} ${String(name)}`);
+    }
+    return names;
+  }
+
+  it('names nothing alike in two stages, so both deploy side by side', () => {
+    const first = physicalNames(dev());
+    const second = physicalNames(ml());
+    expect(first).toContain('AWS::Lambda::Function prefect-ecs-launcher-dev-poll');
+    expect(second).toContain('AWS::Lambda::Function prefect-ecs-launcher-ml-poll');
+    expect(second).toContain('AWS::CloudWatch::Dashboard prefect-ecs-launcher-ml');
+    expect(first.filter((name) => second.includes(name))).toEqual([]);
+    // The two names taken from parameters, as the README warns: let one stage only create each.
+    const shared = { CreateCluster: 'true', Cluster: 'flows', CreateTaskLogGroup: 'true' };
+    const clash = physicalNames(ml(shared)).filter((name) => physicalNames(dev(shared)).includes(name));
+    expect(clash.sort()).toEqual(['AWS::ECS::Cluster flows', 'AWS::Logs::LogGroup prefect']);
+  });
+
+  it('keeps each stage to its own pool and cluster: claims, task events, metrics and alarms', () => {
+    for (const [stack, pool, cluster] of [
+      [dev(), 'my-ecs-pool', 'etl-cluster'],
+      [ml(), 'ml-pool', 'ml-cluster'],
+    ] as const) {
+      for (const [, fn] of ofType(stack, 'AWS::Lambda::Function')) {
+        const variables = ((fn.Properties as JsonObject).Environment as JsonObject).Variables as JsonObject;
+        expect(variables.LAUNCHER_WORK_POOL).toBe(pool);
+        expect(variables.LAUNCHER_CLUSTER).toBe(cluster);
+      }
+      const rules = ofType(stack, 'AWS::Events::Rule').filter(([, r]) => r.Properties?.EventPattern);
+      expect(rules.map(([, r]) => ((r.Properties as JsonObject).EventPattern as JsonObject).detail)).toEqual([
+        {
+          group: [{ prefix: 'prefect-flow-run:' }],
+          clusterArn: [`arn:aws:ecs:us-east-1:123456789012:cluster/${cluster}`],
+        },
+      ]);
+      const custom = ofType(stack, 'AWS::CloudWatch::Alarm').filter(
+        ([, a]) => a.Properties?.Namespace === 'PrefectEcsLauncher',
+      );
+      expect(custom.length).toBeGreaterThan(0);
+      for (const [, alarm] of custom) {
+        expect(alarm.Properties?.Dimensions).toContainEqual({ Name: 'WorkPool', Value: pool });
+      }
+    }
+  });
+});
