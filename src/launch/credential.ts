@@ -51,6 +51,15 @@ export function runNowTokenReader(
   const ttlMs = (options.ttlSeconds ?? 300) * 1000;
   const now = options.now ?? Date.now;
   let cached: { value: Promise<string>; at: number } | undefined;
+  // One client for the container's life, not a new one at each re-read.
+  let client: Promise<SecretsManagerClient> | undefined;
+  const secretsClient = () => {
+    client ??= secrets().catch((err: unknown) => {
+      client = undefined;
+      throw err;
+    });
+    return client;
+  };
   return () => {
     if (source.kind === 'none') {
       return Promise.reject(
@@ -61,7 +70,7 @@ export function runNowTokenReader(
     }
     if (source.kind === 'value') return Promise.resolve(source.value);
     if (!cached || now() - cached.at >= ttlMs) {
-      const value = secrets()
+      const value = secretsClient()
         .then((client) => readSecretString(client, source.secretArn))
         .then((token) => {
           if (token.length < MIN_TOKEN_LENGTH) {

@@ -173,9 +173,13 @@ describe('the run-now token', () => {
       },
     } as unknown as SecretsManagerClient;
     let clock = 0;
+    let clients = 0;
     const read = runNowTokenReader(
       { kind: 'secret', secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:t' },
-      async () => client,
+      async () => {
+        clients++;
+        return client;
+      },
       { ttlSeconds: 300, now: () => clock },
     );
     await expect(read()).rejects.toThrow(/cannot read secret .*: throttled/);
@@ -185,6 +189,7 @@ describe('the run-now token', () => {
     clock = 300_000;
     expect(await read()).toBe(`${TOKEN}b`);
     expect(reads).toBe(3);
+    expect(clients).toBe(1);
   });
 
   it('must be long enough in its secret too, and must exist', async () => {
