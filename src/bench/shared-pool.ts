@@ -41,8 +41,12 @@ export interface SharedPoolOptions {
    */
   reverse: 'drain' | 'abort';
   pollers: number;
+  /** Both sides' poll interval (the launcher's schedule, the worker's PREFECT_WORKER_QUERY_SECONDS). */
   pollSeconds: number;
+  /** The launcher's LAUNCHER_LOOKAHEAD_SECONDS. */
   lookaheadSeconds: number;
+  /** The worker's PREFECT_WORKER_PREFETCH_SECONDS. */
+  workerLookaheadSeconds: number;
   /** The launcher's LAUNCHER_SWEEP_SETTLE_SECONDS. */
   settleSeconds: number;
   /** From a task's start to its engine's Running proposal (on Fargate, image pull and ENI: 30 s and more). */
@@ -61,7 +65,11 @@ export const DEFAULT_SHARED_POOL: SharedPoolOptions = {
   reverse: 'drain',
   pollers: 2,
   pollSeconds: 5,
-  lookaheadSeconds: 10,
+  // As the defaults are: the launcher's look-ahead (90 s) exceeds its poll interval (60 s) plus the worker's
+  // (PREFECT_WORKER_PREFETCH_SECONDS, 10 s) by 20 s, so that each run scheduled ahead of time is claimed by
+  // a poll of the launcher before the worker can read it (docs/deploy.md). Here 5 + 10 + 20.
+  lookaheadSeconds: 35,
+  workerLookaheadSeconds: 10,
   settleSeconds: 30,
   provisionSeconds: 0,
   flowSeconds: 2,
@@ -161,7 +169,7 @@ export async function sharedPool(
       awsEndpoint: stack.motoUrl,
       motoUrl: stack.motoUrl,
       pollSeconds: options.pollSeconds,
-      lookaheadSeconds: options.lookaheadSeconds,
+      lookaheadSeconds: options.workerLookaheadSeconds,
       log,
     });
     await waitForWorkers(prefect, pool, [launcher.workerName, `bench ${pool}`], worker);
@@ -203,9 +211,14 @@ export async function sharedPool(
         options,
       );
       log(
-        `  reverse migration: ${options.reverseRuns} runs due from ${new Date(reverse.first).toISOString()} over ${options.reverseWindowSeconds} s; the launcher stops (${options.reverse}) ${Math.round(options.reverseWindowSeconds * 0.4)} s in`,
+        `  reverse migration: ${options.reverseRuns} runs due from ${new Date(reverse.first).toISOString()} over ${options.reverseWindowSeconds} s; the launcher stops (${options.reverse}) once its look-ahead reaches ${Math.round(options.reverseWindowSeconds * 0.4)} s in`,
       );
-      await sleep(Math.max(0, reverse.first + options.reverseWindowSeconds * 400 - Date.now()));
+      // Its last poll (within a poll interval before this) has claimed the runs due in the first 40% of the
+      // window, and at most a poll interval more; the worker takes the rest.
+      const stopAt =
+        reverse.first +
+        (options.reverseWindowSeconds * 0.4 - options.lookaheadSeconds + options.pollSeconds) * 1000;
+      await sleep(Math.max(0, stopAt - Date.now()));
       await launcher.stopPolling();
       const executionsAtStop = (await launcher.runningExecutions()).length;
       const executionsAborted = options.reverse === 'abort' ? await launcher.abortExecutions() : 0;
@@ -309,7 +322,10 @@ async function releaseStranded(
   return released;
 }
 
-/** `runs` scheduled runs, due from a few seconds past the look-ahead on, over `windowSeconds`. */
+/**
+ * `runs` scheduled runs, due over `windowSeconds` from a few seconds past both sides' look-aheads on: each
+ * comes into sight of a poll as a run that a deployment's schedule created long before does.
+ */
 async function dueRuns(
   prefect: PrefectHttp,
   target: { pool: string; cluster: string; flowId: string },
@@ -318,7 +334,8 @@ async function dueRuns(
   options: SharedPoolOptions,
 ): Promise<{ ids: string[]; first: number; last: number }> {
   const lead = 3 + runs * 0.008;
-  const first = new Date(Math.ceil((Date.now() + (lead + options.lookaheadSeconds) * 1000) / 1000) * 1000);
+  const sight = Math.max(options.lookaheadSeconds, options.workerLookaheadSeconds);
+  const first = new Date(Math.ceil((Date.now() + (lead + sight) * 1000) / 1000) * 1000);
   const planned = await scheduleRuns(prefect, target, first, runs, windowSeconds);
   return {
     ids: planned.map((r) => r.id),
@@ -451,8 +468,16 @@ export function failures(result: SharedPoolResult): string[] {
   ]);
 }
 
+/**
+ * Whether every run scheduled ahead is claimed by a poll of the launcher before it comes within the worker's
+ * look-ahead: polls `pollSeconds` apart each claim up to `lookaheadSeconds` ahead.
+ */
+function launcherSeesFirst(options: SharedPoolOptions): boolean {
+  return options.lookaheadSeconds > options.pollSeconds + options.workerLookaheadSeconds;
+}
+
 const USAGE =
-  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--provision S] [--flow S] [--database postgres|sqlite] [--out FILE]';
+  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--lookahead S] [--worker-lookahead S] [--provision S] [--flow S] [--database postgres|sqlite] [--out FILE]';
 
 async function main(): Promise<void> {
   process.env.LAUNCHER_LOG_LEVEL ??= 'error';
@@ -465,6 +490,8 @@ async function main(): Promise<void> {
       window: { type: 'string' },
       'reverse-runs': { type: 'string' },
       reverse: { type: 'string' },
+      lookahead: { type: 'string' },
+      'worker-lookahead': { type: 'string' },
       provision: { type: 'string' },
       flow: { type: 'string' },
       database: { type: 'string' },
@@ -486,10 +513,20 @@ async function main(): Promise<void> {
     windowSeconds: count(values.window, DEFAULT_SHARED_POOL.windowSeconds),
     reverseRuns: count(values['reverse-runs'], DEFAULT_SHARED_POOL.reverseRuns),
     reverse,
+    lookaheadSeconds: count(values.lookahead, DEFAULT_SHARED_POOL.lookaheadSeconds),
+    workerLookaheadSeconds: count(values['worker-lookahead'], DEFAULT_SHARED_POOL.workerLookaheadSeconds),
     provisionSeconds: count(values.provision, DEFAULT_SHARED_POOL.provisionSeconds),
     flowSeconds: count(values.flow, DEFAULT_SHARED_POOL.flowSeconds),
   };
   const print = (line: string) => process.stdout.write(`${line}\n`);
+  print(
+    `look-ahead: launcher ${options.lookaheadSeconds} s, polling every ${options.pollSeconds} s; worker ${options.workerLookaheadSeconds} s`,
+  );
+  if (!launcherSeesFirst(options)) {
+    print(
+      "  the launcher's look-ahead does not exceed its poll interval plus the worker's: both sides can read a run while it is Scheduled, and a claim of the worker's that lags its read can launch a run the launcher already ran (docs/deploy.md)",
+    );
+  }
   print(`starting a Prefect server on ${database === 'postgres' ? 'PostgreSQL' : 'SQLite'} and moto…`);
   const stack = await startLocalStack({ env: LOAD_TEST_PREFECT_ENV, postgres: database === 'postgres' });
   let result: SharedPoolResult;

@@ -1,6 +1,7 @@
 import {
   DEFAULT_SHARED_POOL,
   failures,
+  type PhaseResult,
   type SharedPoolResult,
   sharedPool,
   sharedPoolTable,
@@ -9,8 +10,9 @@ import { LOAD_TEST_PREFECT_ENV, type RunningStack, startLocalStack } from '../..
 
 /**
  * The migration of docs/deploy.md, small: prefect-aws's real ECS worker and two overlapping launcher pollers
- * serve one pool (20 runs), then the launcher stops polling part-way through 10 more runs and the worker
- * alone goes on. Every run gets exactly one ECS task, whichever side claimed it, and ends final.
+ * serve one pool (20 runs), then the launcher stops polling part-way through 10 more runs (due over 20 s)
+ * and the worker alone goes on. Every run gets exactly one ECS task, whichever side claimed it, and ends
+ * final.
  * `npm run test:migration` runs the same scenario with 200 runs on PostgreSQL.
  */
 
@@ -35,8 +37,11 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
         runs: 20,
         windowSeconds: 5,
         reverseRuns: 10,
-        reverseWindowSeconds: 10,
-        lookaheadSeconds: 5,
+        reverseWindowSeconds: 20,
+        // Scaled from the defaults as in `npm run test:migration`: the launcher's look-ahead exceeds its poll
+        // interval plus the worker's by 10 s.
+        lookaheadSeconds: 20,
+        workerLookaheadSeconds: 5,
         // A few seconds before each flow starts, as on ECS: a worker claim that lags its read by more than a
         // run's whole life launches the run again (Prefect's, not the launcher's; docs/deploy.md), and a
         // loaded CI machine must not make that the test's subject.
@@ -58,6 +63,10 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
       expect(phase.notFinal).toBe(0);
     }
     expect(result.phases.map((p) => p.phase)).toEqual(['shared', 'reverse']);
+    // The launcher stopped polling with runs it had not claimed yet: the worker took them.
+    const reverse = result.phases[1] as PhaseResult;
+    expect(reverse.tasksBy.launcher).toBeGreaterThan(0);
+    expect(reverse.tasksBy.worker).toBeGreaterThan(0);
     expect(result.launcher.problems).toEqual([]);
   });
 });
