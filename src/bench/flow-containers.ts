@@ -1,6 +1,6 @@
 import type { ECSClient, Task } from '@aws-sdk/client-ecs';
 import { describeTasks, listTaskArns, stopTask } from '../aws/ecs';
-import { flowRunIdOfTask } from '../launch/report';
+import { flowRunIdOfTask, flowRunIdOfWorkerTask } from '../launch/report';
 import type { PrefectHttp } from '../prefect/http';
 
 /**
@@ -23,13 +23,7 @@ export interface FlowContainers {
 
 /** The flow run a task belongs to: the launcher's task group, or the worker's PREFECT__FLOW_RUN_ID override. */
 export function flowRunIdOfAnyTask(task: Task): string | undefined {
-  const grouped = flowRunIdOfTask(task);
-  if (grouped) return grouped;
-  for (const container of task.overrides?.containerOverrides ?? []) {
-    const id = container.environment?.find((e) => e.name === 'PREFECT__FLOW_RUN_ID')?.value;
-    if (id) return id;
-  }
-  return undefined;
+  return flowRunIdOfTask(task) ?? flowRunIdOfWorkerTask(task) ?? undefined;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -39,13 +39,19 @@ function mayBeDisplaced(current: State | null | undefined, anyActive: boolean): 
  * `seen` is the caller's view of the run's state, which says whether to look. Unless `seenNow` (the caller
  * has just read it), the decision is made on the run's state read again, as a stale view would take an
  * earlier restore, or a stale Crashed, for the run's end. `anyActive`: see `mayBeDisplaced`.
+ * `beforeRestore` runs once the decision is made and before the restore, which ends the decision's grounds:
+ * should it fail, a retry decides the same again.
  */
 export async function restoreDisplacedFinalState(
   prefect: DisplacedPrefect,
   log: Logger,
   flowRunId: string,
   seen: State | null | undefined,
-  options: { seenNow?: boolean; anyActive?: boolean } = {},
+  options: {
+    seenNow?: boolean;
+    anyActive?: boolean;
+    beforeRestore?: (displaced: State) => Promise<void>;
+  } = {},
 ): Promise<State | null> {
   const anyActive = options.anyActive ?? false;
   if (!mayBeDisplaced(seen, anyActive)) return null;
@@ -56,6 +62,7 @@ export async function restoreDisplacedFinalState(
   const displaced =
     current && mayBeDisplaced(current, anyActive) ? displacedFinalState(history, current) : null;
   if (!displaced || !current) return null;
+  await options.beforeRestore?.(displaced);
   await prefect.setFlowRunState(
     flowRunId,
     {

@@ -210,6 +210,7 @@ export async function runReport(rt: Runtime<ReportClients>, task: TaskStateChang
         deregisterIfTagged: (arn) => deregisterIfTagged(ecs, arn),
       },
       log: rt.log.child({ function: 'report' }),
+      workPool: rt.config.workPool,
       observe: { runTaskLateness: (seconds) => recordRunTaskLateness(metrics, seconds) },
     },
     task,

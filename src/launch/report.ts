@@ -24,6 +24,23 @@ export function flowRunIdOfTask(task: Pick<Task, 'group'>): string | null {
   return /^[0-9a-f-]{36}$/i.test(id) ? id : null;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The flow run of a task prefect-aws's worker started: the `PREFECT__FLOW_RUN_ID` it sets in the task's
+ * container overrides (../shared/reference/prefect-ecs-worker.md §4.5), which the event's `detail` carries as
+ * DescribeTasks does (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_task_events.html).
+ * Null for the launcher's own tasks (their group says) and for tasks without it.
+ */
+export function flowRunIdOfWorkerTask(task: Pick<Task, 'group' | 'overrides'>): string | null {
+  if (flowRunIdOfTask(task)) return null;
+  for (const container of task.overrides?.containerOverrides ?? []) {
+    const id = container.environment?.find((e) => e.name === 'PREFECT__FLOW_RUN_ID')?.value;
+    if (id && UUID.test(id)) return id;
+  }
+  return null;
+}
+
 /** The infrastructure pid, as the worker writes it: `<cluster>::<taskArn>` (ARNs contain `:`). */
 export function infrastructurePid(task: Pick<TaskStateChange, 'clusterArn' | 'taskArn'>): string {
   return `${task.clusterArn}::${task.taskArn}`;
@@ -54,6 +71,8 @@ export interface ReportDeps {
   prefect: ReportPrefect;
   ecs: ReportEcs;
   log: Logger;
+  /** The launcher's work pool: the worker's tasks of other pools are left alone. */
+  workPool: string;
   /** Told each started task's RunTask lateness (src/metrics.ts records it). */
   observe?: { runTaskLateness(seconds: number): void };
 }
@@ -85,7 +104,10 @@ const FINAL: readonly StateType[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'CRASHE
 
 export async function reportTaskStateChange(deps: ReportDeps, task: TaskStateChange): Promise<ReportAction> {
   const flowRunId = flowRunIdOfTask(task);
-  if (!flowRunId) return 'ignored';
+  if (!flowRunId) {
+    const workerRunId = flowRunIdOfWorkerTask(task);
+    return workerRunId ? guardWorkerTask(deps, task, workerRunId) : 'ignored';
+  }
   const { prefect } = deps;
   const log = deps.log.child({ flowRunId, taskArn: task.taskArn, lastStatus: task.lastStatus });
   if (task.lastStatus === 'STOPPED' && task.taskDefinitionArn) {
@@ -174,3 +196,45 @@ async function reportStopped(
     ? 'run-moved-on'
     : 'crashed';
 }
+
+/**
+ * A task of prefect-aws's worker, on the launcher's pool while both serve it (docs/deploy.md, migrating).
+ * The worker reads a run while it is Scheduled and claims it later; when the launcher's task has run the
+ * flow to its end in between, the server still grants that late claim (a PENDING over COMPLETED without a
+ * persisted result, FAILED or CRASHED: ../shared/reference/prefect-orchestration.md §3) and the worker
+ * launches the run again, so the flow would run twice. Its task is stopped before the flow's container
+ * starts (ECS reports PROVISIONING and PENDING first), and the run gets its end back: the worker's observer
+ * then leaves the final run alone. Any other worker task is the worker's to report.
+ */
+async function guardWorkerTask(
+  deps: ReportDeps,
+  task: TaskStateChange,
+  flowRunId: string,
+): Promise<ReportAction> {
+  const run = await deps.prefect.readFlowRun(flowRunId);
+  if (run.work_pool_name !== deps.workPool) return 'ignored';
+  const log = deps.log.child({
+    flowRunId,
+    taskArn: task.taskArn,
+    lastStatus: task.lastStatus,
+    startedBy: 'worker',
+  });
+  const live = task.lastStatus !== 'STOPPED' && task.desiredStatus !== 'STOPPED';
+  const restored = await restoreDisplacedFinalState(deps.prefect, log, flowRunId, run.state, {
+    seenNow: true,
+    // Stopped first: a retry after a failed restore finds the run still reopened and decides again.
+    beforeRestore: async (end) => {
+      if (!live) return;
+      await deps.ecs.stopTask(task.clusterArn, task.taskArn, RELAUNCH_STOP_REASON);
+      log.warn("stopped the worker's second launch of a flow run that had ended", {
+        end: end.name ?? end.type,
+      });
+    },
+  });
+  if (!restored) return 'ignored';
+  return live ? 'task-stopped' : 'run-moved-on';
+}
+
+/** StopTask's reason, shown in the console and in the task's STOPPED event. */
+export const RELAUNCH_STOP_REASON =
+  'Flow run had already ended: a late claim launched it again (prefect-ecs-launcher)';

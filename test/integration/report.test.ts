@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describeTask, findOrRegisterTaskDefinition, runTask } from '../../src/aws/ecs';
 import { runReport } from '../../src/launch/entrypoints';
 import { parseTaskStateChangeEvent } from '../../src/launch/events';
-import { infrastructurePid, type TaskStateChange } from '../../src/launch/report';
+import { infrastructurePid, RELAUNCH_STOP_REASON, type TaskStateChange } from '../../src/launch/report';
 import { LogLevel } from '../../src/prefect/types';
 import type { Runtime } from '../../src/runtime';
 import { arrangeDeployment, awsTestConfig, prefectRaw, scheduleFlowRun, uniqueName } from '../harness/env';
@@ -409,6 +409,103 @@ describe('report: task definitions and tasks the launcher leaves behind', () => 
     const after = await describeTask(ecs, cluster, live?.taskArn as string);
     expect(after?.desiredStatus).toBe('STOPPED');
     expect((await flowRun(id)).state_type).toBe('CANCELLED');
+  });
+});
+
+describe("report: prefect-aws's worker on the same pool (a migration)", () => {
+  const ecs = new ECSClient(awsTestConfig());
+  let cluster: string;
+  let taskDefinition: string;
+  beforeAll(async () => {
+    cluster = await createCluster();
+    const family = uniqueName('prefect_worker');
+    taskDefinition = (
+      await findOrRegisterTaskDefinition(
+        ecs,
+        {
+          family,
+          requiresCompatibilities: ['FARGATE'],
+          networkMode: 'awsvpc',
+          cpu: '256',
+          memory: '512',
+          containerDefinitions: [{ name: 'prefect', image: 'prefecthq/prefect:3-latest', essential: true }],
+        },
+        { autoDeregister: false, settleMs: 0 },
+      )
+    ).arn;
+  });
+
+  /** A task as the worker starts it (../shared/reference/prefect-ecs-worker.md §4.5), and its PROVISIONING event. */
+  async function workerTask(flowRunId: string): Promise<TaskStateChange> {
+    const started = await runTask(ecs, {
+      cluster,
+      taskDefinition,
+      // The group ECS gives a task started without one: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RunTask.html
+      group: `family:${taskDefinition.split('/').at(-1)?.split(':')[0]}`,
+      launchType: 'FARGATE',
+      overrides: {
+        containerOverrides: [
+          {
+            name: 'prefect',
+            command: ['prefect', 'flow-run', 'execute'],
+            environment: [{ name: 'PREFECT__FLOW_RUN_ID', value: flowRunId }],
+          },
+        ],
+      },
+      networkConfiguration: { awsvpcConfiguration: { subnets: await defaultSubnets(), securityGroups: [] } },
+    });
+    const live = started.tasks?.[0] as TaskStateChange;
+    expect(live.taskArn).toBeDefined();
+    return { ...live, lastStatus: 'PROVISIONING', desiredStatus: 'RUNNING' };
+  }
+
+  /** A run the launcher ran to Completed, then claimed again by the worker from a read made while Scheduled. */
+  async function lateClaimed(deployment = deploymentId): Promise<string> {
+    const run = await scheduleFlowRun(deployment);
+    for (const type of ['PENDING', 'RUNNING', 'COMPLETED', 'PENDING']) await setState(run.id, type);
+    return run.id;
+  }
+
+  it('stops the second launch of a run that had ended, and gives the run its end back', async () => {
+    const id = await lateClaimed();
+    const provisioning = await workerTask(id);
+    expect(await runReport(rt, provisioning)).toBe('task-stopped');
+    const stopped = await describeTask(ecs, cluster, provisioning.taskArn);
+    expect(stopped).toMatchObject({ desiredStatus: 'STOPPED', stoppedReason: RELAUNCH_STOP_REASON });
+    expect(await flowRun(id)).toMatchObject({ state_type: 'COMPLETED', infrastructure_pid: null });
+    // Redelivered, and the task's STOPPED event: the run is final again, nothing more is done.
+    expect(await runReport(rt, provisioning)).toBe('ignored');
+    expect(await runReport(rt, { ...provisioning, lastStatus: 'STOPPED', desiredStatus: 'STOPPED' })).toBe(
+      'ignored',
+    );
+    expect((await stateHistory(id)).map((s) => s.type)).toEqual([
+      'SCHEDULED',
+      'PENDING',
+      'RUNNING',
+      'COMPLETED',
+      'PENDING',
+      'COMPLETED',
+    ]);
+  });
+
+  it("gives the end back on the STOPPED event alone, when the task's earlier events were lost", async () => {
+    const id = await lateClaimed();
+    const task = { ...(await workerTask(id)), lastStatus: 'STOPPED', desiredStatus: 'STOPPED' };
+    expect(await runReport(rt, task)).toBe('run-moved-on');
+    expect((await flowRun(id)).state_type).toBe('COMPLETED');
+  });
+
+  it("leaves the worker's own launches, and other pools' runs, to the worker", async () => {
+    const claimed = await scheduleFlowRun(deploymentId);
+    await setState(claimed.id, 'PENDING');
+    const other = await arrangeDeployment();
+    const elsewhere = await lateClaimed(other.deploymentId);
+    for (const id of [claimed.id, elsewhere]) {
+      const provisioning = await workerTask(id);
+      expect(await runReport(rt, provisioning)).toBe('ignored');
+      expect((await describeTask(ecs, cluster, provisioning.taskArn))?.desiredStatus).toBe('RUNNING');
+      expect(await flowRun(id)).toMatchObject({ state_type: 'PENDING', infrastructure_pid: null });
+    }
   });
 });
 

@@ -245,20 +245,28 @@ describe('events', () => {
     );
   });
 
-  function reportRule(stack: StackView) {
+  const LAUNCHER_TASKS = { group: [{ prefix: 'prefect-flow-run:' }] };
+  const OTHER_TASKS = { group: [{ 'anything-but': { prefix: 'prefect-flow-run:' } }] };
+
+  /** The report function's rules: the launcher's tasks, then everyone else's (the worker's during a migration). */
+  function reportRules(stack: StackView): JsonObject[] {
     const rules = ofType(stack, 'AWS::Events::Rule').filter(([, r]) => r.Properties?.EventPattern);
-    expect(rules).toHaveLength(1);
-    return (rules[0] as (typeof rules)[number])[1].Properties as JsonObject;
+    expect(rules).toHaveLength(2);
+    return rules.map(([, r]) => r.Properties as JsonObject);
   }
 
-  it("sends the launcher's ECS task state changes to report", () => {
-    const rule = reportRule(view());
-    expect(rule.EventPattern).toEqual({
-      source: ['aws.ecs'],
-      'detail-type': ['ECS Task State Change'],
-      detail: { group: [{ prefix: 'prefect-flow-run:' }] },
-    });
-    expect(rule.Targets).toEqual([expect.objectContaining({ Arn: '<ReportLambdaFunction.Arn>' })]);
+  it("sends every ECS task state change to report, the launcher's tasks and the others by two rules", () => {
+    const rules = reportRules(view());
+    expect(rules.map((r) => r.EventPattern)).toEqual(
+      [LAUNCHER_TASKS, OTHER_TASKS].map((detail) => ({
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail,
+      })),
+    );
+    for (const rule of rules) {
+      expect(rule.Targets).toEqual([expect.objectContaining({ Arn: '<ReportLambdaFunction.Arn>' })]);
+    }
     const permissions = ofType(view(), 'AWS::Lambda::Permission').map(([, p]) => p.Properties);
     expect(permissions).toContainEqual(
       expect.objectContaining({
@@ -271,22 +279,23 @@ describe('events', () => {
   it('builds EventBridge rules as plain CloudFormation, never through a custom resource', () => {
     const types = Object.values(template.Resources).map((r) => String(r.Type));
     expect(types.filter((t) => t.startsWith('Custom::'))).toEqual([]);
-    expect(types.filter((t) => t === 'AWS::Events::Rule')).toHaveLength(2);
+    expect(types.filter((t) => t === 'AWS::Events::Rule')).toHaveLength(3);
   });
 
   it('filters them to the cluster, given or created', () => {
-    expect(reportRule(view({ Cluster: 'flows' })).EventPattern).toEqual({
-      source: ['aws.ecs'],
-      'detail-type': ['ECS Task State Change'],
-      detail: {
-        group: [{ prefix: 'prefect-flow-run:' }],
-        clusterArn: ['arn:aws:ecs:us-east-1:123456789012:cluster/flows'],
-      },
-    });
-    const created = reportRule(view({ CreateCluster: 'true' })).EventPattern as JsonObject;
-    expect((created.detail as JsonObject).clusterArn).toEqual([
-      'arn:aws:ecs:us-east-1:123456789012:cluster/<LauncherCluster>',
-    ]);
+    const cluster = 'arn:aws:ecs:us-east-1:123456789012:cluster/flows';
+    expect(reportRules(view({ Cluster: 'flows' })).map((r) => r.EventPattern)).toEqual(
+      [LAUNCHER_TASKS, OTHER_TASKS].map((detail) => ({
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail: { ...detail, clusterArn: [cluster] },
+      })),
+    );
+    for (const created of reportRules(view({ CreateCluster: 'true' }))) {
+      expect(((created.EventPattern as JsonObject).detail as JsonObject).clusterArn).toEqual([
+        'arn:aws:ecs:us-east-1:123456789012:cluster/<LauncherCluster>',
+      ]);
+    }
   });
 });
 
@@ -864,12 +873,14 @@ describe('one stage per pool', () => {
         expect(variables.LAUNCHER_CLUSTER).toBe(cluster);
       }
       const rules = ofType(stack, 'AWS::Events::Rule').filter(([, r]) => r.Properties?.EventPattern);
-      expect(rules.map(([, r]) => ((r.Properties as JsonObject).EventPattern as JsonObject).detail)).toEqual([
-        {
-          group: [{ prefix: 'prefect-flow-run:' }],
-          clusterArn: [`arn:aws:ecs:us-east-1:123456789012:cluster/${cluster}`],
-        },
-      ]);
+      expect(rules.map(([, r]) => ((r.Properties as JsonObject).EventPattern as JsonObject).detail)).toEqual(
+        [{ prefix: 'prefect-flow-run:' }, { 'anything-but': { prefix: 'prefect-flow-run:' } }].map(
+          (group) => ({
+            group: [group],
+            clusterArn: [`arn:aws:ecs:us-east-1:123456789012:cluster/${cluster}`],
+          }),
+        ),
+      );
       const custom = ofType(stack, 'AWS::CloudWatch::Alarm').filter(
         ([, a]) => a.Properties?.Namespace === 'PrefectEcsLauncher',
       );

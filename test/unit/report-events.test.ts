@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InvalidEventError } from '../../src/errors';
 import { diagnoseStoppedTask } from '../../src/launch/diagnosis';
 import { parseTaskStateChangeEvent } from '../../src/launch/events';
-import { flowRunIdOfTask, infrastructurePid } from '../../src/launch/report';
+import { flowRunIdOfTask, flowRunIdOfWorkerTask, infrastructurePid } from '../../src/launch/report';
 
 /** ECS Task State Change events as AWS documents them, one per case (test/fixtures/ecs-events). */
 const dir = path.join(__dirname, '..', 'fixtures', 'ecs-events');
@@ -54,7 +54,15 @@ const stoppedExpectations: Record<string, [boolean, boolean, string]> = {
 
 describe('ECS Task State Change fixtures', () => {
   it('has every case the report function handles', () => {
-    expect(names).toEqual([...Object.keys(stoppedExpectations), 'pending', 'provisioning', 'running'].sort());
+    expect(names).toEqual(
+      [
+        ...Object.keys(stoppedExpectations),
+        'pending',
+        'provisioning',
+        'running',
+        'worker-provisioning',
+      ].sort(),
+    );
   });
 
   it.each(names)('%s parses to its detail', (name) => {
@@ -65,9 +73,16 @@ describe('ECS Task State Change fixtures', () => {
     expect(infrastructurePid(task)).toBe(`${task.clusterArn}::${task.taskArn}`);
   });
 
+  const others = ['foreign-service-task', 'worker-provisioning'];
+
   it.each(names)('%s maps to the flow run only when the launcher started it', (name) => {
     const task = parseTaskStateChangeEvent(fixture(name));
-    expect(flowRunIdOfTask(task)).toBe(name === 'foreign-service-task' ? null : PLACEHOLDER);
+    expect(flowRunIdOfTask(task)).toBe(others.includes(name) ? null : PLACEHOLDER);
+  });
+
+  it.each(names)("%s maps to a worker's flow run only when the worker started it", (name) => {
+    const task = parseTaskStateChangeEvent(fixture(name));
+    expect(flowRunIdOfWorkerTask(task)).toBe(name === 'worker-provisioning' ? PLACEHOLDER : null);
   });
 
   it.each(Object.entries(stoppedExpectations))(
@@ -83,6 +98,19 @@ describe('ECS Task State Change fixtures', () => {
     expect(flowRunIdOfTask({ group: 'prefect-flow-run:not-a-uuid' })).toBeNull();
     expect(flowRunIdOfTask({ group: `family:prefect-flow-run:${PLACEHOLDER}` })).toBeNull();
     expect(flowRunIdOfTask({})).toBeNull();
+  });
+
+  it("flowRunIdOfWorkerTask reads only a flow run id from the worker's override", () => {
+    const env = (value: string) => ({
+      group: 'family:prefect',
+      overrides: {
+        containerOverrides: [{ name: 'prefect', environment: [{ name: 'PREFECT__FLOW_RUN_ID', value }] }],
+      },
+    });
+    expect(flowRunIdOfWorkerTask(env(PLACEHOLDER))).toBe(PLACEHOLDER);
+    expect(flowRunIdOfWorkerTask(env('not-a-uuid'))).toBeNull();
+    expect(flowRunIdOfWorkerTask(env(`${PLACEHOLDER}/../x`))).toBeNull();
+    expect(flowRunIdOfWorkerTask({ group: 'family:prefect' })).toBeNull();
   });
 });
 
