@@ -27,6 +27,7 @@ export const METRIC = {
   runsCrashedAtLaunch: 'RunsCrashedAtLaunch',
   reportEvents: 'ReportEvents',
   runsCrashed: 'RunsCrashed',
+  relaunchesStopped: 'RelaunchesStopped',
   runTaskLateness: 'RunTaskLateness',
   runNowCalls: 'RunNowCalls',
   runNowRefused: 'RunNowRefused',
@@ -99,7 +100,10 @@ export function recordReportEvent(
   action: ReportAction,
   category: () => DiagnosisCategory,
 ): void {
+  // Another task in the cluster, not of a flow run of the pool (the second rule sends them all).
+  if (action === 'ignored') return;
   count(metrics, METRIC.reportEvents, 1);
+  if (action === 'relaunch-stopped') count(metrics, METRIC.relaunchesStopped, 1);
   countBy(metrics, METRIC.reportEvents, DIMENSION.lastStatus, lastStatus);
   if (action === 'crashed') {
     count(metrics, METRIC.runsCrashed, 1);

@@ -49,6 +49,7 @@ export function infrastructurePid(task: Pick<TaskStateChange, 'clusterArn' | 'ta
 export type ReportAction =
   | 'ignored'
   | 'task-stopped'
+  | 'relaunch-stopped'
   | 'pid-set'
   | 'crashed'
   | 'cancelled'
@@ -232,7 +233,7 @@ async function guardWorkerTask(
     },
   });
   if (!restored) return 'ignored';
-  return live ? 'task-stopped' : 'run-moved-on';
+  return live ? 'relaunch-stopped' : 'run-moved-on';
 }
 
 /** StopTask's reason, shown in the console and in the task's STOPPED event. */

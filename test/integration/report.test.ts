@@ -469,7 +469,7 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
   it('stops the second launch of a run that had ended, and gives the run its end back', async () => {
     const id = await lateClaimed();
     const provisioning = await workerTask(id);
-    expect(await runReport(rt, provisioning)).toBe('task-stopped');
+    expect(await runReport(rt, provisioning)).toBe('relaunch-stopped');
     const stopped = await describeTask(ecs, cluster, provisioning.taskArn);
     expect(stopped).toMatchObject({ desiredStatus: 'STOPPED', stoppedReason: RELAUNCH_STOP_REASON });
     expect(await flowRun(id)).toMatchObject({ state_type: 'COMPLETED', infrastructure_pid: null });

@@ -1,5 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import {
+  CreateEventBusCommand,
+  EventBridgeClient,
+  PutEventsCommand,
+  PutRuleCommand,
+  PutTargetsCommand,
+} from '@aws-sdk/client-eventbridge';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import packageJson from '../../package.json';
 import {
   launchDefinitionPath,
@@ -19,6 +32,7 @@ import {
   type Statement,
   type Template,
 } from '../harness/cloudformation';
+import { awsTestConfig, uniqueName } from '../harness/env';
 
 /**
  * The deployable template, built offline by `npm run package` (scripts/package.sh) once for this file:
@@ -295,6 +309,68 @@ describe('events', () => {
       expect(((created.EventPattern as JsonObject).detail as JsonObject).clusterArn).toEqual([
         'arn:aws:ecs:us-east-1:123456789012:cluster/<LauncherCluster>',
       ]);
+    }
+  });
+
+  it("routes each task's events to one rule, as moto's EventBridge matches them: the launcher's, everyone else's", async () => {
+    const events = new EventBridgeClient(awsTestConfig());
+    const sqs = new SQSClient(awsTestConfig());
+    const bus = uniqueName('ecs-events');
+    await events.send(new CreateEventBusCommand({ Name: bus }));
+    // Each deployed rule on its own bus, delivering to a queue that says what it matched.
+    const queues = await Promise.all(
+      reportRules(view({ Cluster: 'prefect' })).map(async (rule, i) => {
+        const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `${bus}-${i}` }));
+        const arn = `arn:aws:sqs:us-east-1:123456789012:${bus}-${i}`;
+        await events.send(
+          new PutRuleCommand({
+            Name: `${bus}-${i}`,
+            EventBusName: bus,
+            EventPattern: JSON.stringify(rule.EventPattern),
+          }),
+        );
+        await events.send(
+          new PutTargetsCommand({ Rule: `${bus}-${i}`, EventBusName: bus, Targets: [{ Id: 'q', Arn: arn }] }),
+        );
+        return QueueUrl as string;
+      }),
+    );
+    const fixture = (name: string) =>
+      JSON.parse(
+        fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'ecs-events', `${name}.json`), 'utf8'),
+      );
+    const elsewhere = fixture('worker-provisioning');
+    elsewhere.detail.clusterArn = 'arn:aws:ecs:us-east-1:123456789012:cluster/other';
+    const cases: Array<[string, { source: string; 'detail-type': string; detail: unknown }, boolean[]]> = [
+      ['provisioning', fixture('provisioning'), [true, false]],
+      ['stopped-exit-1', fixture('stopped-exit-1'), [true, false]],
+      ['worker-provisioning', fixture('worker-provisioning'), [false, true]],
+      ['foreign-service-task', fixture('foreign-service-task'), [false, true]],
+      ['a worker task in another cluster', elsewhere, [false, false]],
+    ];
+    for (const [name, event, expected] of cases) {
+      await events.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              EventBusName: bus,
+              Source: event.source,
+              DetailType: event['detail-type'],
+              Detail: JSON.stringify(event.detail),
+            },
+          ],
+        }),
+      );
+      const matched = await Promise.all(
+        queues.map(async (QueueUrl) => {
+          const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
+          for (const m of out.Messages ?? []) {
+            await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle }));
+          }
+          return (out.Messages ?? []).length > 0;
+        }),
+      );
+      expect([name, matched]).toEqual([name, expected]);
     }
   });
 });

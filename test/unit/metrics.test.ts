@@ -103,6 +103,8 @@ describe('metrics in EMF', () => {
       recordReportEvent(metrics, 'RUNNING', 'pid-set', () => {
         throw new Error('not asked for a run that did not crash');
       });
+      recordReportEvent(metrics, 'PROVISIONING', 'relaunch-stopped', () => 'unknown');
+      recordReportEvent(metrics, 'STOPPED', 'ignored', () => 'unknown');
       recordRunTaskLateness(metrics, -4.5);
       metrics.publishStoredMetrics();
     });
@@ -112,11 +114,13 @@ describe('metrics in EMF', () => {
         `LaunchFailures{service=prefect-ecs-launcher,WorkPool=pool-a,Cause=ClusterNotFoundException} = 1`,
         `ReportEvents{service=prefect-ecs-launcher,WorkPool=pool-a,LastStatus=STOPPED} = 1`,
         `ReportEvents{service=prefect-ecs-launcher,WorkPool=pool-a,LastStatus=RUNNING} = 1`,
+        `ReportEvents{service=prefect-ecs-launcher,WorkPool=pool-a,LastStatus=PROVISIONING} = 1`,
         `RunsCrashed{service=prefect-ecs-launcher,WorkPool=pool-a,Category=capacity} = 1`,
         // The totals an alarm watches, and the lateness, in the invocation's document.
         `LaunchFailures${pool} = 1`,
         `RunsCrashedAtLaunch${pool} = 1`,
-        `ReportEvents${pool} = [1,1]`,
+        `ReportEvents${pool} = [1,1,1]`,
+        `RelaunchesStopped${pool} = 1`,
         `RunsCrashed${pool} = 1`,
         `RunTaskLateness${pool} = -4.5`,
       ]),
