@@ -1,4 +1,4 @@
-import { describeTask, runTask, stopTask } from '../aws/ecs';
+import { describeTask, describeTasks, listTaskArns, runTask, stopTask } from '../aws/ecs';
 import {
   createSfnClient,
   createStateMachine,
@@ -10,7 +10,7 @@ import { runCrash, runPoll, runPrepare, runReport } from '../launch/entrypoints'
 import { parseCrashEvent, parsePrepareEvent, parseTaskStateChangeEvent } from '../launch/events';
 import type { PollSummary } from '../launch/poll';
 import { loadLaunchDefinition, localFunctionArns } from '../local/definition';
-import { withTaskStateChangeEvents } from '../local/ecs-events';
+import { watchOtherTasks, withTaskStateChangeEvents } from '../local/ecs-events';
 import { LocalExecutor } from '../local/executor';
 import { LocalLaunchMachine } from '../local/launch-machine';
 import { createRuntime } from '../runtime';
@@ -21,8 +21,9 @@ import { BENCH_AWS } from './side';
  * fired 200 ms apart so that their polls overlap as concurrent invocations of the poll function do, each with its
  * own runtime (a Lambda container of its own); Step Functions played by the local executor, which runs every
  * execution moto records through the deployed definition, with RunTask and DescribeTasks against moto (the
- * flow containers end the tasks, src/bench/flow-containers.ts); and the ECS events of its tasks delivered to
- * the report function's code without waiting, as EventBridge invokes it asynchronously.
+ * flow containers end the tasks, src/bench/flow-containers.ts); and the ECS events of its tasks, and of the
+ * worker's tasks in `cluster` (serverless.yml's two report rules), delivered to the report function's code
+ * without waiting, as EventBridge invokes it asynchronously.
  */
 export interface SharedLauncher {
   workerName: string;
@@ -43,6 +44,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function startSharedLauncher(context: {
   pool: string;
+  cluster: string;
   prefectApiUrl: string;
   motoUrl: string;
   pollers: number;
@@ -73,9 +75,13 @@ export async function startSharedLauncher(context: {
   };
 
   const functions = await createRuntime(env, aws);
+  const facts = { polls: 0, overlapping: 0, outcomes: {} as Record<string, number> };
   const reports = new Set<Promise<unknown>>();
   const deliver = async (event: Parameters<typeof parseTaskStateChangeEvent>[0]) => {
-    const report = runReport(functions, parseTaskStateChangeEvent(event)).catch(note('report'));
+    const report = runReport(functions, parseTaskStateChangeEvent(event)).then((action) => {
+      if (action !== 'ignored')
+        facts.outcomes[`report: ${action}`] = (facts.outcomes[`report: ${action}`] ?? 0) + 1;
+    }, note('report'));
     reports.add(report);
     void report.finally(() => reports.delete(report));
   };
@@ -94,6 +100,16 @@ export async function startSharedLauncher(context: {
     },
     { pollIntervalMs: 500 },
   );
+  const others = watchOtherTasks({
+    running: () => listTaskArns(functions.aws.ecs, context.cluster, 'RUNNING'),
+    describe: async (arns) =>
+      [...(await describeTasks(functions.aws.ecs, context.cluster, arns)).values()].filter(
+        (task) => task !== 'MISSING',
+      ),
+    deliver,
+    everyMs: 250,
+    onError: note('task events'),
+  });
   // Step Functions has no limit on running executions; each one waiting here is a timer.
   const executor = new LocalExecutor(sfn, stateMachineArn, machine, 1000);
   let executing = true;
@@ -104,7 +120,6 @@ export async function startSharedLauncher(context: {
     }
   })();
 
-  const facts = { polls: 0, overlapping: 0, outcomes: {} as Record<string, number> };
   const polls = new Set<Promise<void>>();
   const tally = (summary: PollSummary) => {
     for (const [outcome, n] of Object.entries(summary.outcomes)) {
@@ -166,6 +181,7 @@ export async function startSharedLauncher(context: {
       executing = false;
       await executorLoop;
       await executor.stop(graceMs);
+      await others.stop();
       while (reports.size) await Promise.all([...reports]);
     },
   };

@@ -90,6 +90,8 @@ export interface PhaseResult {
    * launch and end), by side: the launcher restores the end and launches nothing; the worker launches again.
    */
   lateClaimsBy: Record<'launcher' | 'worker', number>;
+  /** Runs whose flow started more than once: more than one Running state in their history. */
+  ranTwice: number;
   notFinal: number;
   finalStates: Record<string, number>;
   /** From the first run's scheduled time until every run was final (or the deadline). */
@@ -155,6 +157,7 @@ export async function sharedPool(
   try {
     launcher = await startSharedLauncher({
       pool,
+      cluster,
       prefectApiUrl: stack.prefectApiUrl,
       motoUrl: stack.motoUrl,
       pollers: options.pollers,
@@ -392,6 +395,9 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
         (isLateClaim(s) ? lateClaimsBy : claimsBy)[side] += 1;
       }
     }
+    const ranTwice = [...histories.values()].filter(
+      (states) => states.filter((s) => s.type === 'RUNNING').length > 1,
+    ).length;
     const histogram = { '0': 0, '1': 0, '2+': 0 };
     for (const id of ids) {
       const n = tasksOf.get(id) ?? 0;
@@ -410,6 +416,7 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
       tasksBy,
       claimsBy,
       lateClaimsBy,
+      ranTwice,
       notFinal: notFinal.length,
       finalStates: tally(runs.map((r) => r.state_type ?? 'unknown')),
       problems: [
@@ -425,7 +432,7 @@ function summaryLine(p: PhaseResult): string {
     p.executionsAtStop === undefined
       ? ''
       : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped${p.released === undefined ? '' : `, ${p.released} runs stranded and put back to Scheduled`}`;
-  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
+  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, flow ran twice ${p.ranTwice}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
 }
 
 export function sharedPoolTable(result: SharedPoolResult): string {
@@ -440,6 +447,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       'worker tasks',
       'claims L/W',
       'late claims L/W',
+      'flow ran twice',
       'not final',
       'until final (s)',
     ],
@@ -453,6 +461,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       String(p.tasksBy.worker),
       `${p.claimsBy.launcher}/${p.claimsBy.worker}`,
       `${p.lateClaimsBy.launcher}/${p.lateClaimsBy.worker}`,
+      String(p.ranTwice),
       String(p.notFinal),
       p.seconds.toFixed(0),
     ]),
@@ -464,6 +473,7 @@ export function failures(result: SharedPoolResult): string[] {
   return result.phases.flatMap((p) => [
     ...(p.tasksPerRun['2+'] ? [`${p.phase}: ${p.tasksPerRun['2+']} runs with more than one ECS task`] : []),
     ...(p.tasksPerRun['0'] ? [`${p.phase}: ${p.tasksPerRun['0']} runs without an ECS task`] : []),
+    ...(p.ranTwice ? [`${p.phase}: ${p.ranTwice} runs whose flow started more than once`] : []),
     ...(p.notFinal ? [`${p.phase}: ${p.notFinal} runs not in a final state`] : []),
   ]);
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Task } from '@aws-sdk/client-ecs';
+import { flowRunIdOfTask } from '../launch/report';
 import type { EcsTaskApi } from './run-task-sync';
 
 /** An EventBridge event as AWS delivers "ECS Task State Change" to a Lambda target. */
@@ -69,5 +70,66 @@ export function withTaskStateChangeEvents(
       return task;
     },
     ...(ecs.stopTask ? { stopTask: ecs.stopTask.bind(ecs) } : {}),
+  };
+}
+
+export interface OtherTaskEvents {
+  /** Stops looking and waits for the look under way. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The events of the tasks others start in the cluster (prefect-aws's worker's, while both serve a pool), as
+ * serverless.yml's second report rule delivers them, which moto cannot: PROVISIONING, ECS's first status
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html), once a
+ * task is seen, and STOPPED once it has stopped. `running` lists the cluster's tasks whose desired status is
+ * RUNNING, `describe` reads tasks, every `everyMs`.
+ */
+export function watchOtherTasks(options: {
+  running: () => Promise<string[]>;
+  describe: (taskArns: string[]) => Promise<Task[]>;
+  deliver: (event: TaskStateChangeEvent) => Promise<unknown>;
+  everyMs: number;
+  onError: (error: unknown) => void;
+}): OtherTaskEvents {
+  const live = new Set<string>();
+  const done = new Set<string>();
+  const look = async () => {
+    const running = new Set(await options.running());
+    const fresh = [...running].filter((arn) => !live.has(arn) && !done.has(arn));
+    const gone = [...live].filter((arn) => !running.has(arn));
+    for (const task of await options.describe([...fresh, ...gone])) {
+      const arn = task.taskArn as string;
+      if (flowRunIdOfTask(task)) {
+        done.add(arn);
+        continue;
+      }
+      if (!live.has(arn)) {
+        live.add(arn);
+        await options.deliver(
+          taskStateChangeEvent({ ...task, lastStatus: 'PROVISIONING', desiredStatus: 'RUNNING' }),
+        );
+      }
+      if (task.lastStatus === 'STOPPED' || !running.has(arn)) {
+        live.delete(arn);
+        done.add(arn);
+        await options.deliver(
+          taskStateChangeEvent({ ...task, lastStatus: 'STOPPED', desiredStatus: 'STOPPED' }),
+        );
+      }
+    }
+  };
+  let stopping = false;
+  const loop = (async () => {
+    while (!stopping) {
+      await look().catch(options.onError);
+      await new Promise((resolve) => setTimeout(resolve, options.everyMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+    },
   };
 }

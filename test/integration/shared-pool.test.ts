@@ -60,6 +60,7 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
     for (const phase of result.phases) {
       expect(phase.tasksPerRun).toEqual({ '0': 0, '1': phase.runs, '2+': 0 });
       expect(phase.tasksBy.launcher + phase.tasksBy.worker).toBe(phase.runs);
+      expect(phase.ranTwice).toBe(0);
       expect(phase.notFinal).toBe(0);
     }
     expect(result.phases.map((p) => p.phase)).toEqual(['shared', 'reverse']);
