@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import type { ECSClient } from '@aws-sdk/client-ecs';
 import { createCluster, createEcsClient, describeTasks, listTaskArns } from '../aws/ecs';
 import { claimMessage } from '../launch/reconcile';
+import { RELAUNCH_STOP_REASON } from '../launch/report';
+import { type FaultProxy, startProxy } from '../local/proxy';
 import { LOAD_TEST_PREFECT_ENV, startLocalStack } from '../local/stack';
 import { holdMotoTasksRunning } from '../local/task-runner';
 import type { PrefectHttp } from '../prefect/http';
@@ -47,6 +49,12 @@ export interface SharedPoolOptions {
   lookaheadSeconds: number;
   /** The worker's PREFECT_WORKER_PREFETCH_SECONDS. */
   workerLookaheadSeconds: number;
+  /**
+   * Holds each claim of the worker's this long on its way to the server (a proxy in front of its Prefect API),
+   * as a loaded worker or server does: a claim that lags its read past the run's launch and end by the
+   * launcher is the late claim that launches the run again, which the report function then stops.
+   */
+  workerClaimDelaySeconds: number;
   /** The launcher's LAUNCHER_SWEEP_SETTLE_SECONDS. */
   settleSeconds: number;
   /** From a task's start to its engine's Running proposal (on Fargate, image pull and ENI: 30 s and more). */
@@ -70,6 +78,7 @@ export const DEFAULT_SHARED_POOL: SharedPoolOptions = {
   // a poll of the launcher before the worker can read it (docs/deploy.md). Here 5 + 10 + 20.
   lookaheadSeconds: 35,
   workerLookaheadSeconds: 10,
+  workerClaimDelaySeconds: 0,
   settleSeconds: 30,
   provisionSeconds: 0,
   flowSeconds: 2,
@@ -83,6 +92,10 @@ export interface PhaseResult {
   tasksPerRun: Record<string, number>;
   /** Tasks by the side that started them (the launcher's carry its task group). */
   tasksBy: Record<'launcher' | 'worker', number>;
+  /** Of the worker's tasks, those the report function stopped as relaunches of an ended run. */
+  relaunchesStopped: number;
+  /** Runs with more than one task besides those relaunches: a run launched twice. */
+  launchedTwice: number;
   /** Accepted claims from Scheduled by side, from the runs' state histories. */
   claimsBy: Record<'launcher' | 'worker', number>;
   /**
@@ -153,6 +166,7 @@ export async function sharedPool(
   });
   let worker: RunningSide | undefined;
   let launcher: SharedLauncher | undefined;
+  let workerProxy: FaultProxy | undefined;
   const phases: PhaseResult[] = [];
   try {
     launcher = await startSharedLauncher({
@@ -165,10 +179,23 @@ export async function sharedPool(
       lookaheadSeconds: options.lookaheadSeconds,
       settleSeconds: options.settleSeconds,
     });
+    if (options.workerClaimDelaySeconds > 0) {
+      workerProxy = await startProxy(stack.prefectApiUrl, {
+        rules: [
+          {
+            name: 'claim held',
+            method: 'POST',
+            path: '/flow_runs/{id}/set_state',
+            body: isClaim,
+            fault: { kind: 'delay', ms: options.workerClaimDelaySeconds * 1000 },
+          },
+        ],
+      });
+    }
     worker = await workerSide().start({
       pool,
       cluster,
-      prefectApiUrl: stack.prefectApiUrl,
+      prefectApiUrl: workerProxy?.url ?? stack.prefectApiUrl,
       awsEndpoint: stack.motoUrl,
       motoUrl: stack.motoUrl,
       pollSeconds: options.pollSeconds,
@@ -253,6 +280,7 @@ export async function sharedPool(
   } finally {
     await launcher?.stop();
     await worker?.stop();
+    await workerProxy?.close();
     await containers.stop();
   }
   return {
@@ -269,6 +297,16 @@ export async function sharedPool(
     containerErrors: containerErrors.slice(0, 5),
     elapsedSeconds: (Date.now() - began) / 1000,
   };
+}
+
+/** A claim, as the worker proposes it: PENDING named "Pending" (its "Submitting" that follows is not held). */
+function isClaim(body: string): boolean {
+  try {
+    const state = (JSON.parse(body) as { state?: { type?: string; name?: string } }).state;
+    return state?.type === 'PENDING' && state.name === 'Pending';
+  } catch {
+    return false;
+  }
 }
 
 const BENCH_KEYS = { accessKeyId: 'bench', secretAccessKey: 'bench' };
@@ -374,7 +412,9 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
       ...(await listTaskArns(ecs, cluster, 'STOPPED')),
     ];
     const tasksOf = new Map<string, number>();
+    const launchesOf = new Map<string, number>();
     const tasksBy = { launcher: 0, worker: 0 };
+    let relaunchesStopped = 0;
     const wanted = new Set(ids);
     for (const task of (await describeTasks(ecs, cluster, arns)).values()) {
       if (task === 'MISSING') continue;
@@ -382,6 +422,8 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
       if (!id || !wanted.has(id)) continue;
       tasksOf.set(id, (tasksOf.get(id) ?? 0) + 1);
       tasksBy[task.group?.startsWith('prefect-flow-run:') ? 'launcher' : 'worker'] += 1;
+      if (task.stoppedReason === RELAUNCH_STOP_REASON) relaunchesStopped += 1;
+      else launchesOf.set(id, (launchesOf.get(id) ?? 0) + 1);
     }
     const runs: FlowRun[] = await readRuns(prefect, ids);
     const histories = await readStateHistories(prefect, ids);
@@ -414,6 +456,8 @@ function judgeWith(prefect: PrefectHttp, ecs: ECSClient, cluster: string, launch
       runs: ids.length,
       tasksPerRun: histogram,
       tasksBy,
+      relaunchesStopped,
+      launchedTwice: ids.filter((id) => (launchesOf.get(id) ?? 0) > 1).length,
       claimsBy,
       lateClaimsBy,
       ranTwice,
@@ -432,7 +476,7 @@ function summaryLine(p: PhaseResult): string {
     p.executionsAtStop === undefined
       ? ''
       : `, ${p.executionsAtStop} launch executions running when the launcher stopped polling, ${p.executionsAborted} of them stopped${p.released === undefined ? '' : `, ${p.released} runs stranded and put back to Scheduled`}`;
-  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, flow ran twice ${p.ranTwice}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
+  return `${p.runs} runs, tasks per run ${JSON.stringify(p.tasksPerRun)}, tasks by ${JSON.stringify(p.tasksBy)}, late claims ${JSON.stringify(p.lateClaimsBy)}, relaunches stopped ${p.relaunchesStopped}, flow ran twice ${p.ranTwice}, not final ${p.notFinal}, ${p.seconds.toFixed(0)} s${stop}`;
 }
 
 export function sharedPoolTable(result: SharedPoolResult): string {
@@ -447,6 +491,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       'worker tasks',
       'claims L/W',
       'late claims L/W',
+      'relaunches stopped',
       'flow ran twice',
       'not final',
       'until final (s)',
@@ -461,6 +506,7 @@ export function sharedPoolTable(result: SharedPoolResult): string {
       String(p.tasksBy.worker),
       `${p.claimsBy.launcher}/${p.claimsBy.worker}`,
       `${p.lateClaimsBy.launcher}/${p.lateClaimsBy.worker}`,
+      String(p.relaunchesStopped),
       String(p.ranTwice),
       String(p.notFinal),
       p.seconds.toFixed(0),
@@ -468,10 +514,13 @@ export function sharedPoolTable(result: SharedPoolResult): string {
   ]);
 }
 
-/** What the scenario requires: one task for every run, every run final. Empty when it passed. */
+/**
+ * What the scenario requires: one launch for every run (a relaunch the report function stopped before its
+ * flow began is counted, not failed), every flow started once, every run final. Empty when it passed.
+ */
 export function failures(result: SharedPoolResult): string[] {
   return result.phases.flatMap((p) => [
-    ...(p.tasksPerRun['2+'] ? [`${p.phase}: ${p.tasksPerRun['2+']} runs with more than one ECS task`] : []),
+    ...(p.launchedTwice ? [`${p.phase}: ${p.launchedTwice} runs launched more than once`] : []),
     ...(p.tasksPerRun['0'] ? [`${p.phase}: ${p.tasksPerRun['0']} runs without an ECS task`] : []),
     ...(p.ranTwice ? [`${p.phase}: ${p.ranTwice} runs whose flow started more than once`] : []),
     ...(p.notFinal ? [`${p.phase}: ${p.notFinal} runs not in a final state`] : []),
@@ -487,7 +536,7 @@ function launcherSeesFirst(options: SharedPoolOptions): boolean {
 }
 
 const USAGE =
-  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--lookahead S] [--worker-lookahead S] [--provision S] [--flow S] [--database postgres|sqlite] [--out FILE]';
+  'usage: npm run test:migration -- [--runs 200] [--window S] [--reverse-runs 50] [--reverse drain|abort] [--lookahead S] [--worker-lookahead S] [--provision S] [--worker-claim-delay S] [--flow S] [--database postgres|sqlite] [--out FILE]';
 
 async function main(): Promise<void> {
   process.env.LAUNCHER_LOG_LEVEL ??= 'error';
@@ -503,6 +552,7 @@ async function main(): Promise<void> {
       lookahead: { type: 'string' },
       'worker-lookahead': { type: 'string' },
       provision: { type: 'string' },
+      'worker-claim-delay': { type: 'string' },
       flow: { type: 'string' },
       database: { type: 'string' },
       out: { type: 'string' },
@@ -526,11 +576,12 @@ async function main(): Promise<void> {
     lookaheadSeconds: count(values.lookahead, DEFAULT_SHARED_POOL.lookaheadSeconds),
     workerLookaheadSeconds: count(values['worker-lookahead'], DEFAULT_SHARED_POOL.workerLookaheadSeconds),
     provisionSeconds: count(values.provision, DEFAULT_SHARED_POOL.provisionSeconds),
+    workerClaimDelaySeconds: count(values['worker-claim-delay'], DEFAULT_SHARED_POOL.workerClaimDelaySeconds),
     flowSeconds: count(values.flow, DEFAULT_SHARED_POOL.flowSeconds),
   };
   const print = (line: string) => process.stdout.write(`${line}\n`);
   print(
-    `look-ahead: launcher ${options.lookaheadSeconds} s, polling every ${options.pollSeconds} s; worker ${options.workerLookaheadSeconds} s`,
+    `look-ahead: launcher ${options.lookaheadSeconds} s, polling every ${options.pollSeconds} s; worker ${options.workerLookaheadSeconds} s${options.workerClaimDelaySeconds ? `, each of its claims held ${options.workerClaimDelaySeconds} s` : ''}`,
   );
   if (!launcherSeesFirst(options)) {
     print(

@@ -1,4 +1,5 @@
 import type { Task } from '@aws-sdk/client-ecs';
+import { PrefectApiError } from '../errors';
 import type { Logger } from '../log';
 import type { PrefectClient } from '../prefect/client';
 import { cancelledState, crashedState } from '../prefect/states';
@@ -212,8 +213,12 @@ async function guardWorkerTask(
   task: TaskStateChange,
   flowRunId: string,
 ): Promise<ReportAction> {
-  const run = await deps.prefect.readFlowRun(flowRunId);
-  if (run.work_pool_name !== deps.workPool) return 'ignored';
+  // A run of another workspace (the worker of another pool, in the same cluster) is not found here.
+  const run = await deps.prefect.readFlowRun(flowRunId).catch((error: unknown) => {
+    if (error instanceof PrefectApiError && error.status === 404) return null;
+    throw error;
+  });
+  if (run?.work_pool_name !== deps.workPool) return 'ignored';
   const log = deps.log.child({
     flowRunId,
     taskArn: task.taskArn,
@@ -223,6 +228,9 @@ async function guardWorkerTask(
   const live = task.lastStatus !== 'STOPPED' && task.desiredStatus !== 'STOPPED';
   const restored = await restoreDisplacedFinalState(deps.prefect, log, flowRunId, run.state, {
     seenNow: true,
+    // The worker follows its claim with "Submitting" (prefect ≥ 3.6.22) before RunTask, and the flow may
+    // have started: any Pending or Running run is looked at.
+    anyActive: true,
     // Stopped first: a retry after a failed restore finds the run still reopened and decides again.
     beforeRestore: async (end) => {
       if (!live) return;

@@ -459,10 +459,14 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
     return { ...live, lastStatus: 'PROVISIONING', desiredStatus: 'RUNNING' };
   }
 
-  /** A run the launcher ran to Completed, then claimed again by the worker from a read made while Scheduled. */
+  /**
+   * A run the launcher ran to Completed, then claimed again by the worker from a read made while Scheduled,
+   * followed by the worker's "Submitting" (prefect-aws 0.7 on prefect ≥ 3.6.22) before its RunTask.
+   */
   async function lateClaimed(deployment = deploymentId): Promise<string> {
     const run = await scheduleFlowRun(deployment);
     for (const type of ['PENDING', 'RUNNING', 'COMPLETED', 'PENDING']) await setState(run.id, type);
+    await setState(run.id, 'PENDING', 'Submitting');
     return run.id;
   }
 
@@ -484,6 +488,7 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
       'RUNNING',
       'COMPLETED',
       'PENDING',
+      'PENDING',
       'COMPLETED',
     ]);
   });
@@ -495,11 +500,15 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
     expect((await flowRun(id)).state_type).toBe('COMPLETED');
   });
 
-  it("leaves the worker's own launches, and other pools' runs, to the worker", async () => {
+  it("leaves the worker's own launches, and other pools' and workspaces' runs, to the worker", async () => {
     const claimed = await scheduleFlowRun(deploymentId);
     await setState(claimed.id, 'PENDING');
     const other = await arrangeDeployment();
     const elsewhere = await lateClaimed(other.deploymentId);
+    // A run this workspace does not have: the worker of another workspace's pool.
+    const unknown = await workerTask('7b4a3c1e-0000-4000-8000-00000000dead');
+    expect(await runReport(rt, unknown)).toBe('ignored');
+    expect((await describeTask(ecs, cluster, unknown.taskArn))?.desiredStatus).toBe('RUNNING');
     for (const id of [claimed.id, elsewhere]) {
       const provisioning = await workerTask(id);
       expect(await runReport(rt, provisioning)).toBe('ignored');
