@@ -12,7 +12,8 @@ import { LOAD_TEST_PREFECT_ENV, type RunningStack, startLocalStack } from '../..
  * The migration of docs/deploy.md, small: prefect-aws's real ECS worker and two overlapping launcher pollers
  * serve one pool (20 runs), then the launcher stops polling part-way through 10 more runs (due over 20 s)
  * and the worker alone goes on. Every run gets exactly one ECS task, whichever side claimed it, and ends
- * final.
+ * final. Then, with the worker's claims held on their way to the server, its late claims launch ended runs
+ * again, and the report function stops each such task before its flow starts.
  * `npm run test:migration` runs the same scenario with 200 runs on PostgreSQL.
  */
 
@@ -68,6 +69,39 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
     const reverse = result.phases[1] as PhaseResult;
     expect(reverse.tasksBy.launcher).toBeGreaterThan(0);
     expect(reverse.tasksBy.worker).toBeGreaterThan(0);
+    expect(result.launcher.problems).toEqual([]);
+  });
+
+  it("the worker's claims held 15 s: each late claim's relaunch is stopped before its flow starts", async () => {
+    const lines: string[] = [];
+    const result = await sharedPool(
+      stack as RunningStack,
+      {
+        ...DEFAULT_SHARED_POOL,
+        runs: 20,
+        windowSeconds: 10,
+        reverseRuns: 0,
+        // Both read each run while it is Scheduled, and the worker's claim reaches the server after the
+        // launcher's task has run the flow (3 s provisioning, 1 s flow): the late claims of docs/deploy.md.
+        lookaheadSeconds: 10,
+        workerLookaheadSeconds: 10,
+        workerClaimDelaySeconds: 15,
+        provisionSeconds: 3,
+        flowSeconds: 1,
+        finalWithinSeconds: 90,
+      },
+      (line) => lines.push(line),
+    );
+    process.stdout.write(`${sharedPoolTable(result)}\n`);
+    const failed = failures(result);
+    if (failed.length)
+      process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+    expect(failed).toEqual([]);
+    const [shared] = result.phases as [PhaseResult];
+    expect(shared.lateClaimsBy.worker).toBeGreaterThan(0);
+    expect(shared.relaunchesStopped).toBe(shared.lateClaimsBy.worker);
+    expect(shared).toMatchObject({ launchedTwice: 0, ranTwice: 0, notFinal: 0 });
+    expect(result.launcher.outcomes['report: relaunch-stopped']).toBe(shared.relaunchesStopped);
     expect(result.launcher.problems).toEqual([]);
   });
 });
