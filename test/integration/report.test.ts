@@ -466,7 +466,11 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
   async function lateClaimed(deployment = deploymentId): Promise<string> {
     const run = await scheduleFlowRun(deployment);
     for (const type of ['PENDING', 'RUNNING', 'COMPLETED', 'PENDING']) await setState(run.id, type);
-    await setState(run.id, 'PENDING', 'Submitting');
+    // Older servers abort Pending → Pending whatever its name (npm run test:servers); so does the worker's.
+    await prefectRaw('POST', `/flow_runs/${run.id}/set_state`, {
+      state: { type: 'PENDING', name: 'Submitting' },
+      force: false,
+    });
     return run.id;
   }
 
@@ -482,15 +486,13 @@ describe("report: prefect-aws's worker on the same pool (a migration)", () => {
     expect(await runReport(rt, { ...provisioning, lastStatus: 'STOPPED', desiredStatus: 'STOPPED' })).toBe(
       'ignored',
     );
-    expect((await stateHistory(id)).map((s) => s.type)).toEqual([
-      'SCHEDULED',
-      'PENDING',
-      'RUNNING',
-      'COMPLETED',
-      'PENDING',
-      'PENDING',
+    const history = (await stateHistory(id)).map((s) => s.type);
+    expect([history.slice(0, 5), history.at(-1)]).toEqual([
+      ['SCHEDULED', 'PENDING', 'RUNNING', 'COMPLETED', 'PENDING'],
       'COMPLETED',
     ]);
+    // The worker's Submitting between them, where the server accepted it.
+    expect([[], ['PENDING']]).toContainEqual(history.slice(5, -1));
   });
 
   it("gives the end back on the STOPPED event alone, when the task's earlier events were lost", async () => {
