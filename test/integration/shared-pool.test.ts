@@ -2,6 +2,7 @@ import {
   DEFAULT_SHARED_POOL,
   failures,
   type PhaseResult,
+  type SharedPoolOptions,
   type SharedPoolResult,
   sharedPool,
   sharedPoolTable,
@@ -19,6 +20,23 @@ import { LOAD_TEST_PREFECT_ENV, type RunningStack, startLocalStack } from '../..
 
 jest.setTimeout(240_000);
 
+/**
+ * Runs the scenario with these options, prints its table and, when it failed, its progress and the states of
+ * the runs that went wrong, to tell what happened; returns the result and its failures.
+ */
+async function runScenario(
+  stack: RunningStack,
+  options: Partial<SharedPoolOptions>,
+): Promise<{ result: SharedPoolResult; failed: string[] }> {
+  const lines: string[] = [];
+  const result = await sharedPool(stack, { ...DEFAULT_SHARED_POOL, ...options }, (line) => lines.push(line));
+  process.stdout.write(`${sharedPoolTable(result)}\n`);
+  const failed = failures(result);
+  if (failed.length)
+    process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+  return { result, failed };
+}
+
 describe('shared pool: the worker and the launcher, then the worker alone', () => {
   let stack: RunningStack | undefined;
   beforeAll(async () => {
@@ -30,33 +48,22 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
   });
 
   it('20 runs shared, 10 more while the launcher drains: one ECS task per run, every run final', async () => {
-    const lines: string[] = [];
-    const result: SharedPoolResult = await sharedPool(
-      stack as RunningStack,
-      {
-        ...DEFAULT_SHARED_POOL,
-        runs: 20,
-        windowSeconds: 5,
-        reverseRuns: 10,
-        reverseWindowSeconds: 20,
-        // Scaled from the defaults as in `npm run test:migration`: the launcher's look-ahead exceeds its poll
-        // interval plus the worker's by 10 s.
-        lookaheadSeconds: 20,
-        workerLookaheadSeconds: 5,
-        // A few seconds before each flow starts, as on ECS: a worker claim that lags its read by more than a
-        // run's whole life launches the run again (Prefect's, not the launcher's; docs/deploy.md), and a
-        // loaded CI machine must not make that the test's subject.
-        provisionSeconds: 3,
-        flowSeconds: 1,
-        finalWithinSeconds: 90,
-      },
-      (line) => lines.push(line),
-    );
-    process.stdout.write(`${sharedPoolTable(result)}\n`);
-    const failed = failures(result);
-    // The scenario's progress and the states of the runs that went wrong, to tell what happened.
-    if (failed.length)
-      process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+    const { result, failed } = await runScenario(stack as RunningStack, {
+      runs: 20,
+      windowSeconds: 5,
+      reverseRuns: 10,
+      reverseWindowSeconds: 20,
+      // Scaled from the defaults as in `npm run test:migration`: the launcher's look-ahead exceeds its poll
+      // interval plus the worker's by 10 s.
+      lookaheadSeconds: 20,
+      workerLookaheadSeconds: 5,
+      // A few seconds before each flow starts, as on ECS: a worker claim that lags its read by more than a
+      // run's whole life launches the run again (Prefect's, not the launcher's; docs/deploy.md), and a
+      // loaded CI machine must not make that the test's subject.
+      provisionSeconds: 3,
+      flowSeconds: 1,
+      finalWithinSeconds: 90,
+    });
     expect(failed).toEqual([]);
     for (const phase of result.phases) {
       expect(phase.tasksPerRun).toEqual({ '0': 0, '1': phase.runs, '2+': 0 });
@@ -73,29 +80,19 @@ describe('shared pool: the worker and the launcher, then the worker alone', () =
   });
 
   it("the worker's claims held 15 s: each late claim's relaunch is stopped before its flow starts", async () => {
-    const lines: string[] = [];
-    const result = await sharedPool(
-      stack as RunningStack,
-      {
-        ...DEFAULT_SHARED_POOL,
-        runs: 20,
-        windowSeconds: 10,
-        reverseRuns: 0,
-        // Both read each run while it is Scheduled, and the worker's claim reaches the server after the
-        // launcher's task has run the flow (3 s provisioning, 1 s flow): the late claims of docs/deploy.md.
-        lookaheadSeconds: 10,
-        workerLookaheadSeconds: 10,
-        workerClaimDelaySeconds: 15,
-        provisionSeconds: 3,
-        flowSeconds: 1,
-        finalWithinSeconds: 90,
-      },
-      (line) => lines.push(line),
-    );
-    process.stdout.write(`${sharedPoolTable(result)}\n`);
-    const failed = failures(result);
-    if (failed.length)
-      process.stdout.write(`${[...lines, ...result.phases.flatMap((p) => p.problems)].join('\n')}\n`);
+    const { result, failed } = await runScenario(stack as RunningStack, {
+      runs: 20,
+      windowSeconds: 10,
+      reverseRuns: 0,
+      // Both read each run while it is Scheduled, and the worker's claim reaches the server after the
+      // launcher's task has run the flow (3 s provisioning, 1 s flow): the late claims of docs/deploy.md.
+      lookaheadSeconds: 10,
+      workerLookaheadSeconds: 10,
+      workerClaimDelaySeconds: 15,
+      provisionSeconds: 3,
+      flowSeconds: 1,
+      finalWithinSeconds: 90,
+    });
     expect(failed).toEqual([]);
     const [shared] = result.phases as [PhaseResult];
     expect(shared.lateClaimsBy.worker).toBeGreaterThan(0);
